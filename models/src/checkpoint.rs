@@ -1,0 +1,132 @@
+//! Safetensors files with the model config in `__metadata__`: both the training checkpoint
+//! (G, D, optimizer state) and the inference generator file use this layout, so anything that
+//! needs a generator can read either.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use safetensors::SafeTensors;
+
+use crate::atomic::atomic_write;
+use crate::config::ModelConfig;
+use crate::error::{ModelError, Result};
+use crate::gan::{Generator, G_PREFIX};
+use crate::params::Params;
+
+/// Metadata key holding the full [`ModelConfig`] as JSON.
+pub const CONFIG_KEY: &str = "config";
+/// Metadata key saying what the file is (`generator` or `checkpoint`).
+pub const KIND_KEY: &str = "kind";
+
+/// A safetensors file read whole: its metadata and tensors.
+pub struct TensorFile {
+    pub metadata: HashMap<String, String>,
+    pub tensors: HashMap<String, Tensor>,
+}
+
+impl TensorFile {
+    pub fn read(path: &Path, device: &Device) -> Result<Self> {
+        let err = |message: String| ModelError::File {
+            path: path.to_path_buf(),
+            message,
+        };
+        let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        let (_, header) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| err(format!("not a safetensors file: {e}")))?;
+        let metadata = header.metadata().clone().unwrap_or_default();
+        let tensors = candle_core::safetensors::load_buffer(&bytes, device)
+            .map_err(|e| err(format!("corrupt tensor data: {e}")))?;
+        Ok(Self { metadata, tensors })
+    }
+
+    /// The model config stored in the metadata, validated.
+    pub fn config(&self, path: &Path) -> Result<ModelConfig> {
+        let text = self.metadata.get(CONFIG_KEY).ok_or_else(|| ModelError::File {
+            path: path.to_path_buf(),
+            message: "no model config in the safetensors metadata (not written by this toolkit?)"
+                .into(),
+        })?;
+        ModelConfig::from_json(text).map_err(|e| ModelError::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Serialises tensors (sorted by name) and metadata, then replaces `path` atomically.
+pub fn write_tensor_file<'a>(
+    path: &Path,
+    tensors: impl IntoIterator<Item = (String, &'a Tensor)>,
+    metadata: BTreeMap<String, String>,
+) -> Result<()> {
+    let sorted: BTreeMap<String, &Tensor> = tensors.into_iter().collect();
+    let bytes = safetensors::serialize(sorted, Some(metadata.into_iter().collect()))
+        .map_err(|e| ModelError::File {
+            path: path.to_path_buf(),
+            message: format!("cannot serialise: {e}"),
+        })?;
+    atomic_write(path, &bytes).map_err(|e| ModelError::File {
+        path: path.to_path_buf(),
+        message: format!("cannot write: {e}"),
+    })
+}
+
+/// What the ONNX contract and the generator file carry about a model, as key/value pairs.
+pub fn contract_metadata(config: &ModelConfig, model_name: &str) -> Result<BTreeMap<String, String>> {
+    let image = config.image_shape()?;
+    let d = &config.dataset;
+    Ok(BTreeMap::from([
+        ("format_version".into(), config.format_version.to_string()),
+        ("model_name".into(), model_name.to_string()),
+        ("architecture".into(), config.architecture.name().to_string()),
+        ("dataset".into(), d.name.clone()),
+        ("latent_dim".into(), config.generator.latent_dim.to_string()),
+        ("num_classes".into(), config.generator.num_classes.to_string()),
+        (
+            "class_names".into(),
+            serde_json::to_string(&d.class_names).expect("strings serialise"),
+        ),
+        ("channels".into(), image[0].to_string()),
+        ("height".into(), image[1].to_string()),
+        ("width".into(), image[2].to_string()),
+        ("attribution".into(), d.attribution.clone()),
+        (CONFIG_KEY.into(), config.to_json()),
+    ]))
+}
+
+/// A generator loaded from a generator file or a training checkpoint.
+pub struct LoadedGenerator {
+    pub config: ModelConfig,
+    pub generator: Generator,
+    pub metadata: HashMap<String, String>,
+}
+
+pub fn load_generator(path: &Path, device: &Device) -> Result<LoadedGenerator> {
+    let file = TensorFile::read(path, device)?;
+    let config = file.config(path)?;
+    let params = Params::from_tensors(&config.generator.net, G_PREFIX, &file.tensors).map_err(
+        |e| ModelError::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        },
+    )?;
+    Ok(LoadedGenerator {
+        generator: Generator::new(config.generator.clone(), params),
+        config,
+        metadata: file.metadata,
+    })
+}
+
+/// Writes the inference generator file: G's tensors plus the contract metadata.
+pub fn save_generator(
+    path: &Path,
+    generator: &Generator,
+    config: &ModelConfig,
+    model_name: &str,
+) -> Result<()> {
+    let mut metadata = contract_metadata(config, model_name)?;
+    metadata.insert(KIND_KEY.into(), "generator".into());
+    let tensors = generator.net.params.tensors().map(|(k, v)| (k.clone(), v));
+    write_tensor_file(path, tensors, metadata)
+}

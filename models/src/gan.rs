@@ -1,0 +1,93 @@
+//! Generator and discriminator: a [`Net`] plus the label conditioning around it.
+
+use candle_core::{DType, Device, Tensor};
+use rand::Rng;
+
+use crate::config::{DiscriminatorConfig, GeneratorConfig};
+use crate::error::{ModelError, Result};
+use crate::net::Net;
+use crate::params::Params;
+
+/// Tensor name prefixes of the two networks in checkpoints and generator files.
+pub const G_PREFIX: &str = "g";
+pub const D_PREFIX: &str = "d";
+
+pub struct Generator {
+    pub config: GeneratorConfig,
+    pub net: Net,
+}
+
+impl Generator {
+    pub fn new(config: GeneratorConfig, params: Params) -> Self {
+        let net = Net::new(config.net.clone(), G_PREFIX, params);
+        Self { config, net }
+    }
+
+    pub fn init(config: GeneratorConfig, rng: &mut impl Rng, device: &Device) -> Result<Self> {
+        let params = Params::init(&config.net, G_PREFIX, rng, device)?;
+        Ok(Self::new(config, params))
+    }
+
+    /// `z`: `[N, latent]`; `labels`: u32 `[N]`, required exactly when the model is conditional.
+    pub fn forward_t(&self, z: &Tensor, labels: Option<&Tensor>, train: bool) -> Result<Tensor> {
+        let input = match (self.config.num_classes, labels) {
+            (0, None) => z.clone(),
+            (n, Some(labels)) if n > 0 => {
+                Tensor::cat(&[&one_hot(labels, n, z.device())?, z], 1)?
+            }
+            (n, _) => {
+                return Err(ModelError::InvalidConfig(format!(
+                    "generator with {n} classes needs labels exactly when n > 0"
+                )))
+            }
+        };
+        self.net.forward_t(&input, train)
+    }
+}
+
+pub struct Discriminator {
+    pub config: DiscriminatorConfig,
+    pub net: Net,
+}
+
+impl Discriminator {
+    pub fn new(config: DiscriminatorConfig, params: Params) -> Self {
+        let net = Net::new(config.net.clone(), D_PREFIX, params);
+        Self { config, net }
+    }
+
+    pub fn init(config: DiscriminatorConfig, rng: &mut impl Rng, device: &Device) -> Result<Self> {
+        let params = Params::init(&config.net, D_PREFIX, rng, device)?;
+        Ok(Self::new(config, params))
+    }
+
+    /// One logit per image; a conditional D sees the label as constant one-hot planes.
+    pub fn forward_t(&self, images: &Tensor, labels: Option<&Tensor>, train: bool) -> Result<Tensor> {
+        let input = match labels {
+            Some(labels) if self.config.num_classes > 0 => {
+                let (n, _, h, w) = images.dims4()?;
+                let planes = one_hot(labels, self.config.num_classes, images.device())?
+                    .reshape((n, self.config.num_classes, 1, 1))?
+                    .broadcast_as((n, self.config.num_classes, h, w))?;
+                Tensor::cat(&[images, &planes], 1)?
+            }
+            _ => images.clone(),
+        };
+        Ok(self.net.forward_t(&input, train)?.flatten_all()?)
+    }
+}
+
+/// f32 one-hot rows for u32 labels, rejecting labels outside `0..classes`.
+pub fn one_hot(labels: &Tensor, classes: usize, device: &Device) -> Result<Tensor> {
+    let labels = labels.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+    let mut data = vec![0f32; labels.len() * classes];
+    for (row, &label) in labels.iter().enumerate() {
+        if label as usize >= classes {
+            return Err(ModelError::InvalidConfig(format!(
+                "label {label} is outside 0..{classes}"
+            )));
+        }
+        data[row * classes + label as usize] = 1.0;
+    }
+    Ok(Tensor::from_vec(data, (labels.len(), classes), device)?)
+}

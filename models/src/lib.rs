@@ -1,0 +1,15 @@
+//! GAN architectures as data, their candle modules, and the safetensors files that carry them.
+
+pub mod atomic;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod gan;
+pub mod net;
+pub mod params;
+
+pub use checkpoint::{load_generator, save_generator, LoadedGenerator, TensorFile};
+pub use config::{Architecture, DatasetInfo, Layer, ModelConfig, NetConfig};
+pub use error::{ModelError, Result};
+pub use gan::{Discriminator, Generator};
+pub use params::Params;

@@ -1,0 +1,255 @@
+//! `train`: trains a GAN with candle (and benchmarks the training step).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use candle_core::Device;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use gan_models::Architecture;
+use gan_train::optim::AdamConfig;
+use gan_train::trainer::{train, Outcome, TrainOptions};
+use gan_train::{bench, folder, mnist};
+
+#[derive(Parser)]
+#[command(
+    name = "train",
+    version,
+    about = "Train a GAN (class-conditional DCGAN on MNIST, DCGAN on image folders) with candle",
+    long_about = "Train a GAN with candle.\n\n\
+        Examples:\n  train --dataset mnist --data data/mnist --out runs/mnist --epochs 20\n  \
+        train --dataset folder --data faces/ --image-size 64 --out runs/faces --epochs 25\n  \
+        train --dataset mnist --data data/mnist --out runs/mnist --epochs 30 --resume\n  \
+        train bench",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure training images/s of the reference architectures on synthetic data.
+    Bench(BenchArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DatasetKind {
+    /// MNIST IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]).
+    Mnist,
+    /// A folder of PNG/JPEG images (unlabelled).
+    Folder,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceKind {
+    Cpu,
+    /// Needs a build with `--features cuda`.
+    Cuda,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Dataset format.
+    #[arg(long, value_enum)]
+    dataset: Option<DatasetKind>,
+    /// Dataset directory.
+    #[arg(long, required = true)]
+    data: Option<PathBuf>,
+    /// Run directory: checkpoint, samples/, metrics.csv, loss.png.
+    #[arg(long, required = true)]
+    out: Option<PathBuf>,
+    /// Total epochs (a resumed run continues up to this count).
+    #[arg(long, default_value_t = 20)]
+    epochs: u64,
+    /// Architecture: mnist-cdcgan (default for mnist) or dcgan64 (default for folders).
+    #[arg(long)]
+    arch: Option<String>,
+    /// Channel width multiplier of mnist-cdcgan (1 = the reference network).
+    #[arg(long, default_value_t = 1)]
+    width: usize,
+    /// Side of the square images a folder is resized to (dcgan64 needs 64).
+    #[arg(long, default_value_t = 64)]
+    image_size: usize,
+    /// Channels for folder images: 1 (gray) or 3 (RGB).
+    #[arg(long, default_value_t = 3)]
+    channels: usize,
+    /// Attribution/license text of a folder dataset, carried into checkpoints and exports.
+    #[arg(long, default_value = "")]
+    attribution: String,
+    /// Use only the first N images.
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Adam learning rate (both networks).
+    #[arg(long, default_value_t = 2e-4)]
+    lr: f64,
+    #[arg(long, default_value_t = 0.5)]
+    beta1: f64,
+    #[arg(long, default_value_t = 0.999)]
+    beta2: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Continue the run in --out from its checkpoint.
+    #[arg(long)]
+    resume: bool,
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    device: DeviceKind,
+    /// Steps per metrics.csv row.
+    #[arg(long, default_value_t = 50)]
+    log_every: u64,
+    /// Stop after this many steps (writes a checkpoint as Ctrl-C does).
+    #[arg(long)]
+    max_steps: Option<u64>,
+    /// No progress bar (logs only).
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// mnist-cdcgan, dcgan64 or all.
+    #[arg(long, default_value = "all")]
+    arch: String,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    device: DeviceKind,
+}
+
+fn device(kind: DeviceKind) -> anyhow::Result<Device> {
+    match kind {
+        DeviceKind::Cpu => Ok(Device::Cpu),
+        DeviceKind::Cuda => Device::new_cuda(0)
+            .context("cannot open CUDA device 0 (was `train` built with --features cuda?)"),
+    }
+}
+
+fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    let (Some(data_dir), Some(out)) = (args.data, args.out) else {
+        bail!("--data and --out are required");
+    };
+    let kind = args.dataset.context("--dataset is required (mnist or folder)")?;
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let device = device(args.device)?;
+    let mut data = match kind {
+        DatasetKind::Mnist => mnist::load(&data_dir, mnist::Split::Train)?,
+        DatasetKind::Folder => {
+            folder::load(&data_dir, args.image_size, args.channels, &args.attribution)?
+        }
+    };
+    if let Some(n) = args.limit {
+        data.truncate(n);
+    }
+    let arch_name = args.arch.unwrap_or_else(|| {
+        match kind {
+            DatasetKind::Mnist => "mnist-cdcgan",
+            DatasetKind::Folder => "dcgan64",
+        }
+        .to_string()
+    });
+    let mut arch = Architecture::from_name(&arch_name, data.channels)?;
+    if let Architecture::MnistCdcgan { width } = &mut arch {
+        *width = args.width.max(1);
+    }
+    let config = arch.config(data.info.clone())?;
+    tracing::info!(
+        images = data.len(),
+        architecture = arch.name(),
+        generator_macs = config.generator.net.macs()?,
+        "training into {}",
+        out.display()
+    );
+    let opts = TrainOptions {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        adam: AdamConfig {
+            lr: args.lr,
+            beta1: args.beta1,
+            beta2: args.beta2,
+            eps: 1e-8,
+        },
+        seed: args.seed,
+        resume: args.resume,
+        log_every: args.log_every,
+        progress: !args.quiet,
+        max_steps: args.max_steps,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("cannot install the Ctrl-C handler")?;
+    let summary = train(&data, config, &opts, &out, &device, &stop)?;
+    tracing::info!(
+        step = summary.state.step,
+        epoch = summary.state.epoch,
+        images_per_s = summary.images_per_s as u64,
+        elapsed_s = summary.state.elapsed_s as u64,
+        "{}",
+        match summary.outcome {
+            Outcome::Finished => "training finished",
+            Outcome::Interrupted => "stopped; resume with --resume",
+        }
+    );
+    Ok(match summary.outcome {
+        Outcome::Finished => ExitCode::SUCCESS,
+        Outcome::Interrupted if stop.load(Ordering::SeqCst) => ExitCode::from(130),
+        Outcome::Interrupted => ExitCode::SUCCESS,
+    })
+}
+
+fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let device = device(args.device)?;
+    let names: Vec<&str> = match args.arch.as_str() {
+        "all" => vec!["mnist-cdcgan", "dcgan64"],
+        one => vec![one],
+    };
+    println!("| architecture | batch | timed steps | train images/s (median) |");
+    println!("|---|---|---|---|");
+    for name in names {
+        let channels = if name == "dcgan64" { 3 } else { 1 };
+        let arch = Architecture::from_name(name, channels)?;
+        let row = bench::bench(&arch, args.batch_size, args.warmup, args.steps, &device)?;
+        println!(
+            "| {} | {} | {} | {:.1} |",
+            row.architecture, row.batch, row.steps, row.images_per_s
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Bench(args)) => run_bench(args),
+        None => run_train(cli.train),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
