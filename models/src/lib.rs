@@ -3,6 +3,8 @@
 pub mod atomic;
 pub mod checkpoint;
 pub mod config;
+pub mod cpu_conv;
+pub mod cpu_fused;
 pub mod error;
 pub mod gan;
 pub mod net;

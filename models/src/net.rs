@@ -3,15 +3,27 @@
 use candle_core::{Tensor, D};
 
 use crate::config::{Layer, NetConfig};
+use crate::cpu_conv;
+use crate::cpu_fused::{self, Activation};
 use crate::error::Result;
 use crate::params::{tensor_name, Params};
 
 const BN_EPS: f64 = 1e-5;
 const BN_MOMENTUM: f64 = 0.1;
 
+/// Which convolution code runs on CPU: candle's own ops (the reference) or `cpu_conv`'s GEMM
+/// lowering. Other devices always use candle's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ConvBackend {
+    Candle,
+    #[default]
+    Fast,
+}
+
 pub struct Net {
     pub config: NetConfig,
     pub params: Params,
+    pub backend: ConvBackend,
     prefix: String,
 }
 
@@ -20,17 +32,34 @@ impl Net {
         Self {
             config,
             params,
+            backend: ConvBackend::default(),
             prefix: prefix.to_string(),
         }
     }
 
     /// `train` uses batch statistics in BatchNorm and updates the running ones, as PyTorch does.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let layers = &self.config.layers;
         let mut x = x.clone();
-        for (i, layer) in self.config.layers.iter().enumerate() {
-            x = self.layer(i, layer, &x, train)?;
+        let mut i = 0;
+        while i < layers.len() {
+            // On the fast path an activation right after a layer is fused into it.
+            let fused = if self.fast(&x) {
+                layers.get(i + 1).and_then(activation)
+            } else {
+                None
+            };
+            let (y, consumed) = self.layer(i, &layers[i], &x, train, fused)?;
+            x = y;
+            i += consumed;
         }
         Ok(x)
+    }
+
+    fn fast(&self, x: &Tensor) -> bool {
+        self.backend == ConvBackend::Fast
+            && x.device().is_cpu()
+            && x.dtype() == candle_core::DType::F32
     }
 
     fn get(&self, layer: usize, name: &str) -> Result<Tensor> {
@@ -41,24 +70,21 @@ impl Net {
             .clone())
     }
 
-    fn bias(&self, i: usize, has_bias: bool, x: Tensor) -> Result<Tensor> {
-        if !has_bias {
-            return Ok(x);
-        }
-        let b = self.get(i, "bias")?;
-        let b = if x.rank() == 4 {
-            b.reshape((1, (), 1, 1))?
-        } else {
-            b.unsqueeze(0)?
-        };
-        Ok(x.broadcast_add(&b)?)
-    }
-
-    fn layer(&self, i: usize, layer: &Layer, x: &Tensor, train: bool) -> Result<Tensor> {
-        Ok(match layer {
+    /// Runs layer `i`, fusing `act` into it when given; returns how many layers it consumed.
+    fn layer(
+        &self,
+        i: usize,
+        layer: &Layer,
+        x: &Tensor,
+        train: bool,
+        act: Option<Activation>,
+    ) -> Result<(Tensor, usize)> {
+        let fast = self.fast(x);
+        let consumed = 1 + act.is_some() as usize;
+        let y = match layer {
             Layer::Linear { bias, .. } => {
                 let y = x.matmul(&self.get(i, "weight")?.t()?)?;
-                self.bias(i, *bias, y)?
+                self.bias(i, *bias, y, act)?
             }
             Layer::Conv2d {
                 stride,
@@ -66,8 +92,13 @@ impl Net {
                 bias,
                 ..
             } => {
-                let y = x.conv2d(&self.get(i, "weight")?, *padding, *stride, 1, 1)?;
-                self.bias(i, *bias, y)?
+                let w = self.get(i, "weight")?;
+                let y = if fast {
+                    cpu_conv::conv2d(x, &w, *stride, *padding)?
+                } else {
+                    x.conv2d(&w, *padding, *stride, 1, 1)?
+                };
+                self.bias(i, *bias, y, act)?
             }
             Layer::ConvTranspose2d {
                 stride,
@@ -75,8 +106,25 @@ impl Net {
                 bias,
                 ..
             } => {
-                let y = x.conv_transpose2d(&self.get(i, "weight")?, *padding, 0, *stride, 1)?;
-                self.bias(i, *bias, y)?
+                let w = self.get(i, "weight")?;
+                let y = if fast {
+                    cpu_conv::conv_transpose2d(x, &w, *stride, *padding)?
+                } else {
+                    x.conv_transpose2d(&w, *padding, 0, *stride, 1)?
+                };
+                self.bias(i, *bias, y, act)?
+            }
+            Layer::BatchNorm2d { .. } if fast && train => {
+                let (y, stats) = cpu_fused::batch_norm_act(
+                    x,
+                    &self.get(i, "weight")?,
+                    &self.get(i, "bias")?,
+                    BN_EPS,
+                    act.unwrap_or(Activation::Identity),
+                )?;
+                let (_, _, h, w) = x.dims4()?;
+                self.update_running_stats(i, &stats.get(0)?, &stats.get(1)?, x.dim(0)? * h * w)?;
+                return Ok((y, consumed));
             }
             Layer::BatchNorm2d { .. } => self.batch_norm(i, x, train)?,
             Layer::Reshape { shape } => {
@@ -85,45 +133,88 @@ impl Net {
                 x.reshape(full)?
             }
             Layer::Flatten => x.flatten_from(1)?,
+            Layer::Relu | Layer::LeakyRelu { .. } | Layer::Tanh if fast => {
+                cpu_fused::bias_act(x, None, activation(layer).expect("an activation"))?
+            }
             Layer::Relu => x.relu()?,
             Layer::LeakyRelu { slope } => {
                 // max(x, slope·x) for 0 < slope < 1: one op, not candle-nn's three.
                 x.maximum(&(x * *slope)?)?
             }
             Layer::Tanh => x.tanh()?,
-        })
+        };
+        // Layers that cannot fuse the activation run it on their own.
+        match act {
+            Some(a) if !matches!(
+                layer,
+                Layer::Linear { .. } | Layer::Conv2d { .. } | Layer::ConvTranspose2d { .. }
+            ) => Ok((cpu_fused::bias_act(&y, None, a)?, consumed)),
+            _ => Ok((y, consumed)),
+        }
+    }
+
+    /// Adds the bias (and the fused activation) to a linear/conv output.
+    fn bias(&self, i: usize, has_bias: bool, x: Tensor, act: Option<Activation>) -> Result<Tensor> {
+        let bias = if has_bias { Some(self.get(i, "bias")?) } else { None };
+        if self.fast(&x) {
+            return Ok(match (bias, act) {
+                (None, None) => x,
+                (b, a) => cpu_fused::bias_act(&x, b.as_ref(), a.unwrap_or(Activation::Identity))?,
+            });
+        }
+        let Some(b) = bias else { return Ok(x) };
+        let b = if x.rank() == 4 {
+            b.reshape((1, (), 1, 1))?
+        } else {
+            b.unsqueeze(0)?
+        };
+        Ok(x.broadcast_add(&b)?)
+    }
+
+    /// PyTorch's update: momentum 0.1, unbiased variance.
+    fn update_running_stats(&self, i: usize, mean: &Tensor, var: &Tensor, count: usize) -> Result<()> {
+        let running_mean = self.params.get(&tensor_name(&self.prefix, i, "running_mean"))?;
+        let running_var = self.params.get(&tensor_name(&self.prefix, i, "running_var"))?;
+        let count = count as f64;
+        let unbiased = (var.detach() * (count / (count - 1.0).max(1.0)))?;
+        let new_mean = ((running_mean.as_tensor() * (1.0 - BN_MOMENTUM))? + (mean.detach() * BN_MOMENTUM)?)?;
+        let new_var = ((running_var.as_tensor() * (1.0 - BN_MOMENTUM))? + (unbiased * BN_MOMENTUM)?)?;
+        running_mean.set(&new_mean)?;
+        running_var.set(&new_var)?;
+        Ok(())
     }
 
     fn batch_norm(&self, i: usize, x: &Tensor, train: bool) -> Result<Tensor> {
         let gamma = self.get(i, "weight")?.reshape((1, (), 1, 1))?;
         let beta = self.get(i, "bias")?.reshape((1, (), 1, 1))?;
-        let running_mean = self.params.get(&tensor_name(&self.prefix, i, "running_mean"))?;
-        let running_var = self.params.get(&tensor_name(&self.prefix, i, "running_var"))?;
         let (mean, var) = if train {
             let (n, c, h, w) = x.dims4()?;
-            let count = (n * h * w) as f64;
             // Per-channel statistics over N, H, W.
             let flat = x.transpose(0, 1)?.reshape((c, n * h * w))?;
             let mean = flat.mean_keepdim(D::Minus1)?;
-            let centered = flat.broadcast_sub(&mean)?;
-            let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
-            let unbiased = (var.detach() * (count / (count - 1.0).max(1.0)))?.flatten_all()?;
-            let new_mean = ((running_mean.as_tensor() * (1.0 - BN_MOMENTUM))?
-                + (mean.detach().flatten_all()? * BN_MOMENTUM)?)?;
-            let new_var =
-                ((running_var.as_tensor() * (1.0 - BN_MOMENTUM))? + (unbiased * BN_MOMENTUM)?)?;
-            running_mean.set(&new_mean)?;
-            running_var.set(&new_var)?;
+            let var = flat.broadcast_sub(&mean)?.sqr()?.mean_keepdim(D::Minus1)?;
+            self.update_running_stats(i, &mean.flatten_all()?, &var.flatten_all()?, n * h * w)?;
             (mean.reshape((1, c, 1, 1))?, var.reshape((1, c, 1, 1))?)
         } else {
-            (
-                running_mean.as_tensor().reshape((1, (), 1, 1))?,
-                running_var.as_tensor().reshape((1, (), 1, 1))?,
-            )
+            let running = |name| -> Result<Tensor> {
+                let var = self.params.get(&tensor_name(&self.prefix, i, name))?;
+                Ok(var.as_tensor().reshape((1, (), 1, 1))?)
+            };
+            (running("running_mean")?, running("running_var")?)
         };
         let inv_std = (var + BN_EPS)?.sqrt()?.recip()?;
         Ok(x.broadcast_sub(&mean)?
             .broadcast_mul(&inv_std.broadcast_mul(&gamma)?)?
             .broadcast_add(&beta)?)
+    }
+}
+
+/// The activation a layer is, if it is one.
+fn activation(layer: &Layer) -> Option<Activation> {
+    match layer {
+        Layer::Relu => Some(Activation::Relu),
+        Layer::LeakyRelu { slope } => Some(Activation::LeakyRelu(*slope as f32)),
+        Layer::Tanh => Some(Activation::Tanh),
+        _ => None,
     }
 }

@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
+use gan_models::net::ConvBackend;
 use gan_models::{Architecture, DatasetInfo};
 
 use crate::checkpoint::Models;
@@ -20,7 +21,7 @@ pub struct BenchRow {
     pub images_per_s: f64,
 }
 
-pub fn bench(arch: &Architecture, batch: usize, warmup: usize, steps: usize, device: &Device) -> Result<BenchRow> {
+pub fn bench(arch: &Architecture, backend: ConvBackend, batch: usize, warmup: usize, steps: usize, device: &Device) -> Result<BenchRow> {
     let info = match arch {
         Architecture::MnistCdcgan { .. } => DatasetInfo {
             name: "synthetic".into(),
@@ -38,6 +39,7 @@ pub fn bench(arch: &Architecture, batch: usize, warmup: usize, steps: usize, dev
     let image = config.image_shape()?;
     let adam = AdamConfig { lr: 2e-4, beta1: 0.5, beta2: 0.999, eps: 1e-8 };
     let mut models = Models::fresh(config, adam, adam, &mut stream(0, Purpose::Init, 0), device)?;
+    models.set_conv_backend(backend);
     let n = batch * image.iter().product::<usize>();
     let mut rng = stream(1, Purpose::Noise, 0);
     let real: Vec<f32> = normal(&mut rng, n).into_iter().map(|v| v.clamp(-1.0, 1.0)).collect();

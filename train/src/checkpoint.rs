@@ -54,6 +54,14 @@ impl Models {
     }
 }
 
+impl Models {
+    /// Picks the CPU convolution code for both networks.
+    pub fn set_conv_backend(&mut self, backend: gan_models::net::ConvBackend) {
+        self.g.net.backend = backend;
+        self.d.net.backend = backend;
+    }
+}
+
 pub fn path(run_dir: &Path) -> PathBuf {
     run_dir.join(CHECKPOINT_FILE)
 }

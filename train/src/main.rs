@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use candle_core::Device;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use gan_models::net::ConvBackend;
 use gan_models::Architecture;
 use gan_train::optim::AdamConfig;
 use gan_train::trainer::{train, Outcome, TrainOptions};
@@ -45,6 +46,23 @@ enum DatasetKind {
     Mnist,
     /// A folder of PNG/JPEG images (unlabelled).
     Folder,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ConvKind {
+    /// im2col/col2im + GEMM custom ops (CPU only).
+    Fast,
+    /// candle's own conv ops (the reference path).
+    Candle,
+}
+
+impl From<ConvKind> for ConvBackend {
+    fn from(k: ConvKind) -> Self {
+        match k {
+            ConvKind::Fast => ConvBackend::Fast,
+            ConvKind::Candle => ConvBackend::Candle,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -108,6 +126,9 @@ struct TrainArgs {
     /// Stop after this many steps (writes a checkpoint as Ctrl-C does).
     #[arg(long)]
     max_steps: Option<u64>,
+    /// CPU convolution code.
+    #[arg(long, value_enum, default_value_t = ConvKind::Fast)]
+    conv: ConvKind,
     /// No progress bar (logs only).
     #[arg(long)]
     quiet: bool,
@@ -127,6 +148,9 @@ struct BenchArgs {
     steps: usize,
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     device: DeviceKind,
+    /// CPU convolution code: fast, candle, or both (alternating).
+    #[arg(long, default_value = "both")]
+    conv: String,
 }
 
 fn device(kind: DeviceKind) -> anyhow::Result<Device> {
@@ -188,6 +212,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         log_every: args.log_every,
         progress: !args.quiet,
         max_steps: args.max_steps,
+        conv: args.conv.into(),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -218,16 +243,24 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "all" => vec!["mnist-cdcgan", "dcgan64"],
         one => vec![one],
     };
-    println!("| architecture | batch | timed steps | train images/s (median) |");
-    println!("|---|---|---|---|");
+    let backends: Vec<ConvBackend> = match args.conv.as_str() {
+        "both" => vec![ConvBackend::Candle, ConvBackend::Fast],
+        "fast" => vec![ConvBackend::Fast],
+        "candle" => vec![ConvBackend::Candle],
+        other => bail!("--conv must be fast, candle or both, not `{other}`"),
+    };
+    println!("| architecture | conv | batch | timed steps | train images/s (median) |");
+    println!("|---|---|---|---|---|");
     for name in names {
         let channels = if name == "dcgan64" { 3 } else { 1 };
         let arch = Architecture::from_name(name, channels)?;
-        let row = bench::bench(&arch, args.batch_size, args.warmup, args.steps, &device)?;
-        println!(
-            "| {} | {} | {} | {:.1} |",
-            row.architecture, row.batch, row.steps, row.images_per_s
-        );
+        for &backend in &backends {
+            let row = bench::bench(&arch, backend, args.batch_size, args.warmup, args.steps, &device)?;
+            println!(
+                "| {} | {:?} | {} | {} | {:.1} |",
+                row.architecture, backend, row.batch, row.steps, row.images_per_s
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
+use gan_models::net::ConvBackend;
 use gan_models::ModelConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
@@ -31,6 +32,7 @@ pub struct TrainOptions {
     pub progress: bool,
     /// Stop (with a checkpoint) after this many steps in this invocation; for tests and benches.
     pub max_steps: Option<u64>,
+    pub conv: ConvBackend,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +167,7 @@ pub fn train(
         };
         (models, state)
     };
+    models.set_conv_backend(opts.conv);
     let mut metrics = Metrics::open(run_dir, state.step)?;
     let total = (opts.epochs.saturating_sub(state.epoch) * batches).saturating_sub(state.batch_in_epoch);
     let bar = progress_bar(opts.progress, total);
