@@ -14,6 +14,8 @@ use crate::error::{ModelError, Result};
 use crate::gan::{Generator, G_PREFIX};
 use crate::params::Params;
 
+/// The training checkpoint's file name inside a run directory.
+pub const CHECKPOINT_FILE_NAME: &str = "checkpoint.safetensors";
 /// Metadata key holding the full [`ModelConfig`] as JSON.
 pub const CONFIG_KEY: &str = "config";
 /// Metadata key saying what the file is (`generator` or `checkpoint`).

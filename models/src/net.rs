@@ -8,7 +8,8 @@ use crate::cpu_fused::{self, Activation};
 use crate::error::Result;
 use crate::params::{tensor_name, Params};
 
-const BN_EPS: f64 = 1e-5;
+/// BatchNorm epsilon, as PyTorch uses; the exporter folds with the same value.
+pub const BN_EPS: f64 = 1e-5;
 const BN_MOMENTUM: f64 = 0.1;
 
 /// Which convolution code runs on CPU: candle's own ops (the reference) or `cpu_conv`'s GEMM

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, TrainError};
 use crate::optim::{Adam, AdamConfig};
 
-pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+pub use gan_models::checkpoint::CHECKPOINT_FILE_NAME as CHECKPOINT_FILE;
 const STATE_KEY: &str = "train_state";
 
 /// Where the loop is; with the seed this is the whole RNG state (see `rng.rs`).
@@ -104,10 +104,10 @@ pub fn load(run_dir: &Path, expected: &ModelConfig, device: &Device) -> Result<(
         return Err(TrainError::checkpoint(
             &file_path,
             format!(
-                "checkpoint is of architecture {} with image {:?}; this run asks for {} with {:?}",
-                config.architecture.name(),
+                "checkpoint is of architecture {:?} making {:?} images; this run asks for {:?} making {:?}",
+                config.architecture,
                 config.image_shape()?,
-                expected.architecture.name(),
+                expected.architecture,
                 expected.image_shape()?
             ),
         ));

@@ -1,0 +1,179 @@
+//! Bad input to the `train` binary: a clear error naming the file and the problem, a non-zero
+//! exit, no panic, and no damage to an existing checkpoint.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist")
+}
+
+fn train(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_train"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("train runs")
+}
+
+/// Asserts a clean failure whose message contains every one of `needles`.
+fn fails_with(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, got success: {stderr}");
+    assert_ne!(out.status.code(), Some(101), "panicked: {stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "stderr lacks `{n}`: {stderr}");
+    }
+}
+
+/// A copy of the fixture with `edit` applied to one of its files.
+fn broken_mnist(file: &str, edit: impl FnOnce(&Path)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in fs::read_dir(fixture()).unwrap() {
+        let p = entry.unwrap().path();
+        fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+    edit(&dir.path().join(file));
+    dir
+}
+
+fn mnist_args<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec!["--dataset", "mnist", "--data", data, "--out", out, "--epochs", "1", "--batch-size", "32", "--quiet"]
+}
+
+fn gunzip(path: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut v = Vec::new();
+    flate2::read::GzDecoder::new(fs::File::open(path).unwrap()).read_to_end(&mut v).unwrap();
+    v
+}
+
+#[test]
+fn missing_mnist_directory() {
+    let out = tempfile::tempdir().unwrap();
+    let o = train(&mnist_args("/no/such/mnist", out.path().to_str().unwrap()));
+    fails_with(&o, &["/no/such/mnist", "train-images-idx3-ubyte"]);
+}
+
+#[test]
+fn truncated_gzip() {
+    let data = broken_mnist("train-images-idx3-ubyte.gz", |p| {
+        let bytes = fs::read(p).unwrap();
+        fs::write(p, &bytes[..bytes.len() / 2]).unwrap();
+    });
+    let out = tempfile::tempdir().unwrap();
+    let o = train(&mnist_args(data.path().to_str().unwrap(), out.path().to_str().unwrap()));
+    fails_with(&o, &["train-images-idx3-ubyte.gz", "gzip"]);
+}
+
+#[test]
+fn truncated_raw_idx() {
+    let data = broken_mnist("train-images-idx3-ubyte.gz", |p| {
+        let raw = gunzip(p);
+        fs::remove_file(p).unwrap();
+        fs::write(p.with_extension(""), &raw[..raw.len() - 100]).unwrap();
+    });
+    let out = tempfile::tempdir().unwrap();
+    let o = train(&mnist_args(data.path().to_str().unwrap(), out.path().to_str().unwrap()));
+    fails_with(&o, &["train-images-idx3-ubyte", "truncated"]);
+}
+
+#[test]
+fn wrong_magic() {
+    let data = broken_mnist("train-images-idx3-ubyte.gz", |p| {
+        let mut raw = gunzip(p);
+        raw[3] = 0x01;
+        let mut gz = flate2::write::GzEncoder::new(fs::File::create(p).unwrap(), Default::default());
+        gz.write_all(&raw).unwrap();
+        gz.finish().unwrap();
+    });
+    let out = tempfile::tempdir().unwrap();
+    let o = train(&mnist_args(data.path().to_str().unwrap(), out.path().to_str().unwrap()));
+    fails_with(&o, &["train-images-idx3-ubyte.gz", "wrong magic number 0x00000801"]);
+}
+
+#[test]
+fn label_count_mismatch() {
+    let data = broken_mnist("train-labels-idx1-ubyte.gz", |p| {
+        let raw = gunzip(p);
+        let mut fewer = raw[..raw.len() - 1].to_vec();
+        fewer[4..8].copy_from_slice(&(raw.len() as u32 - 9).to_be_bytes());
+        fs::remove_file(p).unwrap();
+        fs::write(p.with_extension(""), fewer).unwrap();
+    });
+    let out = tempfile::tempdir().unwrap();
+    let o = train(&mnist_args(data.path().to_str().unwrap(), out.path().to_str().unwrap()));
+    fails_with(&o, &["train-labels-idx1-ubyte", "319 labels", "320 images"]);
+}
+
+#[test]
+fn empty_image_folder() {
+    let data = tempfile::tempdir().unwrap();
+    fs::write(data.path().join("notes.txt"), "not an image").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = train(&["--dataset", "folder", "--data", data.path().to_str().unwrap(), "--out", out.path().to_str().unwrap()]);
+    fails_with(&o, &[data.path().to_str().unwrap(), "no PNG or JPEG images"]);
+}
+
+#[test]
+fn unreadable_image() {
+    let data = tempfile::tempdir().unwrap();
+    image::RgbImage::new(64, 64).save(data.path().join("a.png")).unwrap();
+    fs::write(data.path().join("b.png"), b"\x89PNG but not really").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = train(&["--dataset", "folder", "--data", data.path().to_str().unwrap(), "--out", out.path().to_str().unwrap()]);
+    fails_with(&o, &["b.png", "unreadable image"]);
+}
+
+#[test]
+fn unknown_dataset_and_architecture() {
+    let out = tempfile::tempdir().unwrap();
+    let o = train(&["--dataset", "cifar", "--data", ".", "--out", out.path().to_str().unwrap()]);
+    fails_with(&o, &["cifar"]);
+    let fixture = fixture();
+    let mut args = mnist_args(fixture.to_str().unwrap(), out.path().to_str().unwrap());
+    args.extend(["--arch", "resnet"]);
+    fails_with(&train(&args), &["unknown architecture `resnet`"]);
+}
+
+#[test]
+fn zero_batch_size() {
+    let out = tempfile::tempdir().unwrap();
+    let fixture = fixture();
+    let mut args = mnist_args(fixture.to_str().unwrap(), out.path().to_str().unwrap());
+    args.extend(["--batch-size", "0"]);
+    fails_with(&train(&args), &["--batch-size"]);
+}
+
+#[test]
+fn resume_from_another_architecture_leaves_the_checkpoint_intact() {
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().to_str().unwrap();
+    let fixture = fixture();
+    let mut first = mnist_args(fixture.to_str().unwrap(), run);
+    first.extend(["--max-steps", "1"]);
+    let o = train(&first);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ckpt = out.path().join("checkpoint.safetensors");
+    let before = fs::read(&ckpt).unwrap();
+
+    // A 64×64 folder run pointed at the MNIST run directory.
+    let faces = tempfile::tempdir().unwrap();
+    image::RgbImage::new(64, 64).save(faces.path().join("a.png")).unwrap();
+    let o = train(&[
+        "--dataset", "folder", "--data", faces.path().to_str().unwrap(), "--out", run,
+        "--batch-size", "1", "--resume", "--quiet",
+    ]);
+    fails_with(&o, &["checkpoint.safetensors", "Dcgan64", "MnistCdcgan"]);
+    // A fresh run must not overwrite an existing checkpoint either.
+    fails_with(&train(&mnist_args(fixture.to_str().unwrap(), run)), &["--resume"]);
+    // A torn checkpoint is reported, not trusted.
+    assert_eq!(fs::read(&ckpt).unwrap(), before, "checkpoint was modified");
+    let torn = tempfile::tempdir().unwrap();
+    fs::write(torn.path().join("checkpoint.safetensors"), &before[..before.len() / 2]).unwrap();
+    let mut resume = mnist_args(fixture.to_str().unwrap(), torn.path().to_str().unwrap());
+    resume.push("--resume");
+    fails_with(&train(&resume), &["checkpoint.safetensors"]);
+}
