@@ -28,7 +28,11 @@ impl InferenceLayer {
 }
 
 /// Reads every layer's tensors and folds BatchNorm layers where a weighted layer precedes them.
-pub fn inference_layers(net: &NetConfig, params: &Params, prefix: &str) -> Result<Vec<InferenceLayer>> {
+pub fn inference_layers(
+    net: &NetConfig,
+    params: &Params,
+    prefix: &str,
+) -> Result<Vec<InferenceLayer>> {
     let mut out: Vec<InferenceLayer> = Vec::new();
     for (i, layer) in net.layers.iter().enumerate() {
         let mut tensors = Vec::new();
@@ -37,7 +41,10 @@ pub fn inference_layers(net: &NetConfig, params: &Params, prefix: &str) -> Resul
             let data = t.flatten_all()?.to_vec1::<f32>()?;
             tensors.push(HostTensor { name, shape, data });
         }
-        let current = InferenceLayer { layer: layer.clone(), tensors };
+        let current = InferenceLayer {
+            layer: layer.clone(),
+            tensors,
+        };
         if let Layer::BatchNorm2d { channels } = layer {
             if let Some(target) = fold_target(&mut out, *channels) {
                 fold(target, &current)?;
@@ -52,7 +59,10 @@ pub fn inference_layers(net: &NetConfig, params: &Params, prefix: &str) -> Resul
 /// The weighted layer a BatchNorm over `channels` can fold into, with the number of consecutive
 /// outputs per channel: a conv directly before it, or a Linear followed by one Reshape to
 /// `[channels, …]`.
-fn fold_target(out: &mut [InferenceLayer], channels: usize) -> Option<(&mut InferenceLayer, usize)> {
+fn fold_target(
+    out: &mut [InferenceLayer],
+    channels: usize,
+) -> Option<(&mut InferenceLayer, usize)> {
     let n = out.len();
     match out {
         [.., prev] if matches!(prev.layer, Layer::Conv2d { out_channels, .. } | Layer::ConvTranspose2d { out_channels, .. } if out_channels == channels) => {
@@ -77,7 +87,12 @@ fn fold((target, per_channel): (&mut InferenceLayer, usize), bn: &InferenceLayer
             .map(|t| &t.data)
             .ok_or_else(|| ExportError::Invalid(format!("batch norm lacks {name}")))
     };
-    let (gamma, beta, mean, var) = (get("weight")?, get("bias")?, get("running_mean")?, get("running_var")?);
+    let (gamma, beta, mean, var) = (
+        get("weight")?,
+        get("bias")?,
+        get("running_mean")?,
+        get("running_var")?,
+    );
     let scale: Vec<f64> = gamma
         .iter()
         .zip(var)
@@ -101,7 +116,11 @@ fn fold((target, per_channel): (&mut InferenceLayer, usize), bn: &InferenceLayer
         .ok_or_else(|| ExportError::Invalid("weighted layer lacks weight".into()))?;
     match target.layer {
         // Weight [Cin, Cout, k, k]: output channel is the second axis.
-        Layer::ConvTranspose2d { out_channels, kernel, .. } => {
+        Layer::ConvTranspose2d {
+            out_channels,
+            kernel,
+            ..
+        } => {
             let block = kernel * kernel;
             for (i, w) in weight.data.iter_mut().enumerate() {
                 *w = (*w as f64 * scale[(i / block) % out_channels]) as f32;
@@ -115,7 +134,11 @@ fn fold((target, per_channel): (&mut InferenceLayer, usize), bn: &InferenceLayer
             }
         }
     }
-    let old_bias = target.tensors.iter().find(|t| t.name == "bias").map(|t| t.data.clone());
+    let old_bias = target
+        .tensors
+        .iter()
+        .find(|t| t.name == "bias")
+        .map(|t| t.data.clone());
     let bias: Vec<f32> = (0..outputs)
         .map(|o| {
             let c = channel_of(o);
@@ -124,9 +147,15 @@ fn fold((target, per_channel): (&mut InferenceLayer, usize), bn: &InferenceLayer
         })
         .collect();
     target.tensors.retain(|t| t.name != "bias");
-    target.tensors.push(HostTensor { name: "bias", shape: vec![outputs], data: bias });
+    target.tensors.push(HostTensor {
+        name: "bias",
+        shape: vec![outputs],
+        data: bias,
+    });
     match &mut target.layer {
-        Layer::Linear { bias, .. } | Layer::Conv2d { bias, .. } | Layer::ConvTranspose2d { bias, .. } => *bias = true,
+        Layer::Linear { bias, .. }
+        | Layer::Conv2d { bias, .. }
+        | Layer::ConvTranspose2d { bias, .. } => *bias = true,
         _ => unreachable!(),
     }
     Ok(())

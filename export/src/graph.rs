@@ -100,8 +100,14 @@ fn value_info(name: &str, elem_type: i32, dims: &[Option<usize>]) -> ValueInfoPr
     let dim = dims
         .iter()
         .map(|d| match d {
-            Some(v) => Dimension { dim_value: Some(*v as i64), dim_param: None },
-            None => Dimension { dim_value: None, dim_param: Some("N".into()) },
+            Some(v) => Dimension {
+                dim_value: Some(*v as i64),
+                dim_param: None,
+            },
+            None => Dimension {
+                dim_value: None,
+                dim_param: Some("N".into()),
+            },
         })
         .collect();
     ValueInfoProto {
@@ -121,7 +127,11 @@ pub fn build_model(loaded: &LoadedGenerator, model_name: &str) -> Result<ModelPr
     let g = &config.generator;
     let layers = inference_layers(&g.net, &loaded.generator.net.params, G_PREFIX)?;
     let mut b = Builder::default();
-    let mut inputs = vec![value_info(INPUT_Z, data_type::FLOAT, &[None, Some(g.latent_dim)])];
+    let mut inputs = vec![value_info(
+        INPUT_Z,
+        data_type::FLOAT,
+        &[None, Some(g.latent_dim)],
+    )];
 
     // Conditioning: one_hot(label) ++ z, inside the graph.
     let mut x = INPUT_Z.to_string();
@@ -129,29 +139,62 @@ pub fn build_model(loaded: &LoadedGenerator, model_name: &str) -> Result<ModelPr
         inputs.push(value_info(INPUT_LABEL, data_type::INT64, &[None]));
         let depth = b.int64s("one_hot.depth".into(), &[], &[g.num_classes as i64]);
         let values = b.floats("one_hot.values".into(), &[2], &[0.0, 1.0]);
-        b.node("OneHot", &[INPUT_LABEL, &depth, &values], "one_hot", vec![int("axis", -1)]);
-        b.node("Concat", &["one_hot", INPUT_Z], "generator_input", vec![int("axis", 1)]);
+        b.node(
+            "OneHot",
+            &[INPUT_LABEL, &depth, &values],
+            "one_hot",
+            vec![int("axis", -1)],
+        );
+        b.node(
+            "Concat",
+            &["one_hot", INPUT_Z],
+            "generator_input",
+            vec![int("axis", 1)],
+        );
         x = "generator_input".into();
     }
 
     let last = layers.len() - 1;
     for (i, l) in layers.iter().enumerate() {
-        let out = if i == last { OUTPUT_IMAGE.to_string() } else { format!("h{i}") };
+        let out = if i == last {
+            OUTPUT_IMAGE.to_string()
+        } else {
+            format!("h{i}")
+        };
         let params: Vec<String> = l.tensors.iter().map(|t| b.host(i, t)).collect();
         let mut ins: Vec<&str> = vec![&x];
         ins.extend(params.iter().map(String::as_str));
         match &l.layer {
             Layer::Linear { .. } => b.node("Gemm", &ins, &out, vec![int("transB", 1)]),
-            Layer::Conv2d { kernel, stride, padding, .. } => {
-                b.node("Conv", &ins, &out, conv_attributes(*kernel, *stride, *padding))
-            }
-            Layer::ConvTranspose2d { kernel, stride, padding, .. } => {
-                b.node("ConvTranspose", &ins, &out, conv_attributes(*kernel, *stride, *padding))
-            }
+            Layer::Conv2d {
+                kernel,
+                stride,
+                padding,
+                ..
+            } => b.node(
+                "Conv",
+                &ins,
+                &out,
+                conv_attributes(*kernel, *stride, *padding),
+            ),
+            Layer::ConvTranspose2d {
+                kernel,
+                stride,
+                padding,
+                ..
+            } => b.node(
+                "ConvTranspose",
+                &ins,
+                &out,
+                conv_attributes(*kernel, *stride, *padding),
+            ),
             // Unfolded (no weighted layer before it): inputs are x, scale, bias, mean, var.
-            Layer::BatchNorm2d { .. } => {
-                b.node("BatchNormalization", &ins, &out, vec![float("epsilon", gan_models::net::BN_EPS as f32)])
-            }
+            Layer::BatchNorm2d { .. } => b.node(
+                "BatchNormalization",
+                &ins,
+                &out,
+                vec![float("epsilon", gan_models::net::BN_EPS as f32)],
+            ),
             Layer::Reshape { shape } => {
                 let mut target = vec![-1i64];
                 target.extend(shape.iter().map(|&d| d as i64));
@@ -160,7 +203,12 @@ pub fn build_model(loaded: &LoadedGenerator, model_name: &str) -> Result<ModelPr
             }
             Layer::Flatten => b.node("Flatten", &[&x], &out, vec![int("axis", 1)]),
             Layer::Relu => b.node("Relu", &[&x], &out, vec![]),
-            Layer::LeakyRelu { slope } => b.node("LeakyRelu", &[&x], &out, vec![float("alpha", *slope as f32)]),
+            Layer::LeakyRelu { slope } => b.node(
+                "LeakyRelu",
+                &[&x],
+                &out,
+                vec![float("alpha", *slope as f32)],
+            ),
             Layer::Tanh => b.node("Tanh", &[&x], &out, vec![]),
         }
         x = out;
@@ -174,14 +222,22 @@ pub fn build_model(loaded: &LoadedGenerator, model_name: &str) -> Result<ModelPr
     }
     let metadata_props = contract_metadata(config, model_name)?
         .into_iter()
-        .map(|(k, v)| StringStringEntryProto { key: Some(k), value: Some(v) })
+        .map(|(k, v)| StringStringEntryProto {
+            key: Some(k),
+            value: Some(v),
+        })
         .collect();
     Ok(ModelProto {
         ir_version: Some(IR_VERSION),
-        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(OPSET) }],
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(OPSET),
+        }],
         producer_name: Some("gan-toolkit export".into()),
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),
-        doc_string: Some(format!("{model_name}: generator, BatchNorm folded, inference only")),
+        doc_string: Some(format!(
+            "{model_name}: generator, BatchNorm folded, inference only"
+        )),
         graph: Some(GraphProto {
             node: b.nodes,
             name: Some(model_name.into()),

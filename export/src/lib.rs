@@ -27,7 +27,10 @@ pub fn resolve_checkpoint(path: &Path) -> PathBuf {
 pub fn load(path: &Path) -> Result<LoadedGenerator> {
     let file = resolve_checkpoint(path);
     if !file.exists() {
-        return Err(ExportError::File { path: file, message: "no such file".into() });
+        return Err(ExportError::File {
+            path: file,
+            message: "no such file".into(),
+        });
     }
     Ok(load_generator(&file, &Device::Cpu)?)
 }

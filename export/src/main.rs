@@ -48,27 +48,45 @@ fn default_dir(checkpoint: &Path) -> PathBuf {
     if checkpoint.is_dir() {
         checkpoint.to_path_buf()
     } else {
-        checkpoint.parent().map(Path::to_path_buf).unwrap_or_default()
+        checkpoint
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
     }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let loaded = gan_export::load(&cli.checkpoint)?;
-    let name = cli.name.clone().unwrap_or_else(|| loaded.config.architecture.name().to_string());
+    let name = cli
+        .name
+        .clone()
+        .unwrap_or_else(|| loaded.config.architecture.name().to_string());
     let (onnx_path, st_path) = match (&cli.onnx, &cli.safetensors) {
         (None, None) => {
             let dir = default_dir(&cli.checkpoint);
-            (Some(dir.join(format!("{name}.onnx"))), Some(dir.join(format!("{name}.safetensors"))))
+            (
+                Some(dir.join(format!("{name}.onnx"))),
+                Some(dir.join(format!("{name}.safetensors"))),
+            )
         }
         (o, s) => (o.clone(), s.clone()),
     };
     let bytes = graph::onnx_bytes(&loaded, &name)?;
     if cli.verify {
         let seed = cli.seed.unwrap_or_else(rand::random);
-        let results = verify::verify(&bytes, &loaded, &verify::DEFAULT_BATCHES, seed, cli.ort_lib.as_deref())
-            .context("ONNX verification")?;
+        let results = verify::verify(
+            &bytes,
+            &loaded,
+            &verify::DEFAULT_BATCHES,
+            seed,
+            cli.ort_lib.as_deref(),
+        )
+        .context("ONNX verification")?;
         for r in &results {
-            println!("verify N={:<3} max |candle - onnxruntime| = {:.3e}", r.batch, r.max_abs_diff);
+            println!(
+                "verify N={:<3} max |candle - onnxruntime| = {:.3e}",
+                r.batch, r.max_abs_diff
+            );
         }
         println!("verify passed (seed {seed}, limit {:e})", verify::TOLERANCE);
     }

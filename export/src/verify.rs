@@ -45,17 +45,28 @@ pub fn verify(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut results = Vec::new();
     for &n in batches {
-        let z: Vec<f32> = (0..n * g.latent_dim).map(|_| rng.sample(StandardNormal)).collect();
-        let labels: Vec<i64> = (0..n).map(|_| rng.gen_range(0..g.num_classes.max(1) as i64)).collect();
+        let z: Vec<f32> = (0..n * g.latent_dim)
+            .map(|_| rng.sample(StandardNormal))
+            .collect();
+        let labels: Vec<i64> = (0..n)
+            .map(|_| rng.gen_range(0..g.num_classes.max(1) as i64))
+            .collect();
 
         let zt = Tensor::from_vec(z.clone(), (n, g.latent_dim), &Device::Cpu)?;
         let lt = (g.num_classes > 0)
-            .then(|| Tensor::from_vec(labels.iter().map(|&l| l as u32).collect::<Vec<_>>(), n, &Device::Cpu))
+            .then(|| {
+                Tensor::from_vec(
+                    labels.iter().map(|&l| l as u32).collect::<Vec<_>>(),
+                    n,
+                    &Device::Cpu,
+                )
+            })
             .transpose()?;
         let expected = loaded.generator.forward_t(&zt, lt.as_ref(), false)?;
         let expected = expected.flatten_all()?.to_vec1::<f32>()?;
 
-        let z_in = TensorRef::from_array_view(([n, g.latent_dim], z.as_slice())).map_err(runtime)?;
+        let z_in =
+            TensorRef::from_array_view(([n, g.latent_dim], z.as_slice())).map_err(runtime)?;
         let outputs = if g.num_classes > 0 {
             let l_in = TensorRef::from_array_view(([n], labels.as_slice())).map_err(runtime)?;
             session.run(ort::inputs![INPUT_Z => z_in, INPUT_LABEL => l_in])
@@ -63,7 +74,9 @@ pub fn verify(
             session.run(ort::inputs![INPUT_Z => z_in])
         }
         .map_err(runtime)?;
-        let (_, got) = outputs[OUTPUT_IMAGE].try_extract_tensor::<f32>().map_err(runtime)?;
+        let (_, got) = outputs[OUTPUT_IMAGE]
+            .try_extract_tensor::<f32>()
+            .map_err(runtime)?;
         if got.len() != expected.len() {
             return Err(ExportError::Runtime(format!(
                 "ONNX Runtime returned {} values, candle {}",
@@ -77,9 +90,16 @@ pub fn verify(
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, f32::max);
         if max_abs_diff.is_nan() || max_abs_diff > TOLERANCE {
-            return Err(ExportError::Mismatch { diff: max_abs_diff, batch: n, limit: TOLERANCE });
+            return Err(ExportError::Mismatch {
+                diff: max_abs_diff,
+                batch: n,
+                limit: TOLERANCE,
+            });
         }
-        results.push(Parity { batch: n, max_abs_diff });
+        results.push(Parity {
+            batch: n,
+            max_abs_diff,
+        });
     }
     Ok(results)
 }

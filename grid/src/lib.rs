@@ -80,7 +80,11 @@ impl<'a> Batch<'a> {
             let (ox, oy) = (pad + (i % columns) * tw, pad + (i / columns) * th);
             for y in 0..self.height {
                 for x in 0..self.width {
-                    img.put_pixel((ox + x) as u32, (oy + y) as u32, image::Rgb(self.pixel(i, x, y)));
+                    img.put_pixel(
+                        (ox + x) as u32,
+                        (oy + y) as u32,
+                        image::Rgb(self.pixel(i, x, y)),
+                    );
                 }
             }
         }

@@ -44,11 +44,15 @@ impl TensorFile {
 
     /// The model config stored in the metadata, validated.
     pub fn config(&self, path: &Path) -> Result<ModelConfig> {
-        let text = self.metadata.get(CONFIG_KEY).ok_or_else(|| ModelError::File {
-            path: path.to_path_buf(),
-            message: "no model config in the safetensors metadata (not written by this toolkit?)"
-                .into(),
-        })?;
+        let text = self
+            .metadata
+            .get(CONFIG_KEY)
+            .ok_or_else(|| ModelError::File {
+                path: path.to_path_buf(),
+                message:
+                    "no model config in the safetensors metadata (not written by this toolkit?)"
+                        .into(),
+            })?;
         ModelConfig::from_json(text).map_err(|e| ModelError::File {
             path: path.to_path_buf(),
             message: e.to_string(),
@@ -63,10 +67,12 @@ pub fn write_tensor_file<'a>(
     metadata: BTreeMap<String, String>,
 ) -> Result<()> {
     let sorted: BTreeMap<String, &Tensor> = tensors.into_iter().collect();
-    let bytes = safetensors::serialize(sorted, Some(metadata.into_iter().collect()))
-        .map_err(|e| ModelError::File {
-            path: path.to_path_buf(),
-            message: format!("cannot serialise: {e}"),
+    let bytes =
+        safetensors::serialize(sorted, Some(metadata.into_iter().collect())).map_err(|e| {
+            ModelError::File {
+                path: path.to_path_buf(),
+                message: format!("cannot serialise: {e}"),
+            }
         })?;
     atomic_write(path, &bytes).map_err(|e| ModelError::File {
         path: path.to_path_buf(),
@@ -75,16 +81,25 @@ pub fn write_tensor_file<'a>(
 }
 
 /// What the ONNX contract and the generator file carry about a model, as key/value pairs.
-pub fn contract_metadata(config: &ModelConfig, model_name: &str) -> Result<BTreeMap<String, String>> {
+pub fn contract_metadata(
+    config: &ModelConfig,
+    model_name: &str,
+) -> Result<BTreeMap<String, String>> {
     let image = config.image_shape()?;
     let d = &config.dataset;
     Ok(BTreeMap::from([
         ("format_version".into(), config.format_version.to_string()),
         ("model_name".into(), model_name.to_string()),
-        ("architecture".into(), config.architecture.name().to_string()),
+        (
+            "architecture".into(),
+            config.architecture.name().to_string(),
+        ),
         ("dataset".into(), d.name.clone()),
         ("latent_dim".into(), config.generator.latent_dim.to_string()),
-        ("num_classes".into(), config.generator.num_classes.to_string()),
+        (
+            "num_classes".into(),
+            config.generator.num_classes.to_string(),
+        ),
         (
             "class_names".into(),
             serde_json::to_string(&d.class_names).expect("strings serialise"),
@@ -107,12 +122,13 @@ pub struct LoadedGenerator {
 pub fn load_generator(path: &Path, device: &Device) -> Result<LoadedGenerator> {
     let file = TensorFile::read(path, device)?;
     let config = file.config(path)?;
-    let params = Params::from_tensors(&config.generator.net, G_PREFIX, &file.tensors).map_err(
-        |e| ModelError::File {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        },
-    )?;
+    let params =
+        Params::from_tensors(&config.generator.net, G_PREFIX, &file.tensors).map_err(|e| {
+            ModelError::File {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }
+        })?;
     Ok(LoadedGenerator {
         generator: Generator::new(config.generator.clone(), params),
         config,

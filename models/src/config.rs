@@ -71,7 +71,9 @@ impl Layer {
                     let o = |x: usize| (x + 2 * padding - kernel) / stride + 1;
                     Ok(vec![*out_channels, o(*h), o(*w)])
                 }
-                _ => bad(format!("conv2d expects [{in_channels}, H, W], got {input:?}")),
+                _ => bad(format!(
+                    "conv2d expects [{in_channels}, H, W], got {input:?}"
+                )),
             },
             Layer::ConvTranspose2d {
                 in_channels,
@@ -91,7 +93,9 @@ impl Layer {
             },
             Layer::BatchNorm2d { channels } => match input {
                 [c, _, _] if c == channels => Ok(input.to_vec()),
-                _ => bad(format!("batch_norm2d expects [{channels}, H, W], got {input:?}")),
+                _ => bad(format!(
+                    "batch_norm2d expects [{channels}, H, W], got {input:?}"
+                )),
             },
             Layer::Reshape { shape } => {
                 if shape.iter().product::<usize>() == input.iter().product::<usize>() {
@@ -176,11 +180,7 @@ impl Layer {
     }
 }
 
-fn with_bias(
-    weight: Vec<usize>,
-    bias: bool,
-    outputs: usize,
-) -> Vec<(&'static str, Vec<usize>)> {
+fn with_bias(weight: Vec<usize>, bias: bool, outputs: usize) -> Vec<(&'static str, Vec<usize>)> {
     let mut v = vec![("weight", weight)];
     if bias {
         v.push(("bias", vec![outputs]));
@@ -200,7 +200,9 @@ impl NetConfig {
     pub fn output_shape(&self) -> Result<Vec<usize>> {
         self.layers
             .iter()
-            .try_fold(self.input.clone(), |shape, layer| layer.output_shape(&shape))
+            .try_fold(self.input.clone(), |shape, layer| {
+                layer.output_shape(&shape)
+            })
     }
 
     pub fn macs(&self) -> Result<u64> {
@@ -335,8 +337,7 @@ impl ModelConfig {
                 "discriminator must output one logit".into(),
             ));
         }
-        if !self.dataset.class_names.is_empty() && self.dataset.class_names.len() != g.num_classes
-        {
+        if !self.dataset.class_names.is_empty() && self.dataset.class_names.len() != g.num_classes {
             return Err(ModelError::InvalidConfig(
                 "class names do not match the number of classes".into(),
             ));
@@ -510,7 +511,9 @@ mod tests {
 
     #[test]
     fn reference_shapes_and_macs() {
-        let m = Architecture::MnistCdcgan { width: 1 }.config(digits()).unwrap();
+        let m = Architecture::MnistCdcgan { width: 1 }
+            .config(digits())
+            .unwrap();
         assert_eq!(m.image_shape().unwrap(), [1, 28, 28]);
         let macs = m.generator.net.macs().unwrap();
         // 110·6272 + 7·7·128·64·16 + 14·14·64·1·16 = 7.32 M, the "about 7 M" of the issue.
@@ -528,7 +531,9 @@ mod tests {
 
     #[test]
     fn config_round_trips_and_rejects_broken_ones() {
-        let m = Architecture::MnistCdcgan { width: 1 }.config(digits()).unwrap();
+        let m = Architecture::MnistCdcgan { width: 1 }
+            .config(digits())
+            .unwrap();
         assert_eq!(ModelConfig::from_json(&m.to_json()).unwrap(), m);
         let mut broken = m.clone();
         broken.generator.net.layers.remove(1);

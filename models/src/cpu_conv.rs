@@ -169,7 +169,16 @@ impl Plan {
                     bail!("conv2d input {x:?} does not fit weight {w:?}");
                 }
                 let (oh, ow) = ((h + 2 * p - k) / s + 1, (wd + 2 * p - k) / s + 1);
-                let g = Geometry { c: cin, ih: h, iw: wd, k, s, p, oh, ow };
+                let g = Geometry {
+                    c: cin,
+                    ih: h,
+                    iw: wd,
+                    k,
+                    s,
+                    p,
+                    oh,
+                    ow,
+                };
                 Ok(Plan { n, g, m: w0 })
             }
             ConvKind::Transposed => {
@@ -177,7 +186,16 @@ impl Plan {
                     bail!("conv_transpose2d input {x:?} does not fit weight {w:?}");
                 }
                 let (ih, iw) = ((h - 1) * s + k - 2 * p, (wd - 1) * s + k - 2 * p);
-                let g = Geometry { c: w1, ih, iw, k, s, p, oh: h, ow: wd };
+                let g = Geometry {
+                    c: w1,
+                    ih,
+                    iw,
+                    k,
+                    s,
+                    p,
+                    oh: h,
+                    ow: wd,
+                };
                 Ok(Plan { n, g, m: cin })
             }
         }
@@ -201,8 +219,16 @@ impl Plan {
                 || vec![0f32; rows * cols],
                 |buf, (dst, img)| {
                     g.im2col(img, buf);
-                    let a = Mat { ptr: w.as_ptr(), rs: rows as isize, cs: 1 };
-                    let b = Mat { ptr: buf.as_ptr(), rs: cols as isize, cs: 1 };
+                    let a = Mat {
+                        ptr: w.as_ptr(),
+                        rs: rows as isize,
+                        cs: 1,
+                    };
+                    let b = Mat {
+                        ptr: buf.as_ptr(),
+                        rs: cols as isize,
+                        cs: 1,
+                    };
                     // SAFETY: dst is m×cols, w is m×rows, buf is rows×cols, all row-major.
                     unsafe { matmul(m, cols, rows, dst.as_mut_ptr(), cols, a, b) }
                 },
@@ -220,8 +246,16 @@ impl Plan {
             .for_each_init(
                 || vec![0f32; rows * cols],
                 |buf, (img, mat)| {
-                    let a = Mat { ptr: w.as_ptr(), rs: 1, cs: rows as isize };
-                    let b = Mat { ptr: mat.as_ptr(), rs: cols as isize, cs: 1 };
+                    let a = Mat {
+                        ptr: w.as_ptr(),
+                        rs: 1,
+                        cs: rows as isize,
+                    };
+                    let b = Mat {
+                        ptr: mat.as_ptr(),
+                        rs: cols as isize,
+                        cs: 1,
+                    };
                     // SAFETY: buf is rows×cols; Wᵀ reads w (m×rows) transposed; mat is m×cols.
                     unsafe { matmul(rows, cols, m, buf.as_mut_ptr(), cols, a, b) }
                     g.col2im(buf, img);
@@ -258,9 +292,17 @@ impl Plan {
         (0..rows.div_ceil(width)).into_par_iter().for_each(|b| {
             let r0 = b * width;
             let nr = width.min(rows - r0);
-            let a = Mat { ptr: mt.as_ptr(), rs: k as isize, cs: 1 };
+            let a = Mat {
+                ptr: mt.as_ptr(),
+                rs: k as isize,
+                cs: 1,
+            };
             // patches transposed: element (j, r) at r·k + j.
-            let bt = Mat { ptr: patches[r0 * k..].as_ptr(), rs: 1, cs: k as isize };
+            let bt = Mat {
+                ptr: patches[r0 * k..].as_ptr(),
+                rs: 1,
+                cs: k as isize,
+            };
             // SAFETY: each block writes columns r0..r0+nr of dw (m×rows), disjoint across blocks.
             unsafe { matmul(m, nr, k, dw_ptr.get().add(r0), rows, a, bt) }
         });
@@ -301,16 +343,34 @@ impl CustomOp2 for Forward {
         "fast-conv"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let plan = Plan::new(self.0, l1.dims(), l2.dims())?;
         let (x, w) = (slice(s1, l1)?, slice(s2, l2)?);
         Ok(match self.0.kind {
-            ConvKind::Conv => (CpuStorage::F32(plan.patches_to_matrix(x, w)), plan.matrix_shape()),
-            ConvKind::Transposed => (CpuStorage::F32(plan.matrix_to_patches(x, w)), plan.image_shape()),
+            ConvKind::Conv => (
+                CpuStorage::F32(plan.patches_to_matrix(x, w)),
+                plan.matrix_shape(),
+            ),
+            ConvKind::Transposed => (
+                CpuStorage::F32(plan.matrix_to_patches(x, w)),
+                plan.image_shape(),
+            ),
         })
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
         let dims = |t: &Tensor| -> Result<[usize; 4]> {
             let (a, b, c, d) = t.dims4()?;
@@ -336,12 +396,24 @@ impl CustomOp2 for GradInput {
         "fast-conv-grad-input"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let plan = Plan::new(self.0, &self.1, l2.dims())?;
         let (dy, w) = (slice(s1, l1)?, slice(s2, l2)?);
         Ok(match self.0.kind {
-            ConvKind::Conv => (CpuStorage::F32(plan.matrix_to_patches(dy, w)), plan.image_shape()),
-            ConvKind::Transposed => (CpuStorage::F32(plan.patches_to_matrix(dy, w)), plan.matrix_shape()),
+            ConvKind::Conv => (
+                CpuStorage::F32(plan.matrix_to_patches(dy, w)),
+                plan.image_shape(),
+            ),
+            ConvKind::Transposed => (
+                CpuStorage::F32(plan.patches_to_matrix(dy, w)),
+                plan.matrix_shape(),
+            ),
         })
     }
 }
@@ -351,7 +423,13 @@ impl CustomOp2 for GradWeight {
         "fast-conv-grad-weight"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let plan = Plan::new(self.0, l1.dims(), &self.1)?;
         let (x, dy) = (slice(s1, l1)?, slice(s2, l2)?);
         let dw = match self.0.kind {
@@ -364,12 +442,20 @@ impl CustomOp2 for GradWeight {
 
 /// Conv2d (no bias, dilation 1, groups 1) on CPU f32 tensors.
 pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
-    let spec = ConvSpec { kind: ConvKind::Conv, stride, padding };
+    let spec = ConvSpec {
+        kind: ConvKind::Conv,
+        stride,
+        padding,
+    };
     x.contiguous()?.apply_op2(&w.contiguous()?, Forward(spec))
 }
 
 /// ConvTranspose2d (no bias, no output padding, dilation 1) on CPU f32 tensors.
 pub fn conv_transpose2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
-    let spec = ConvSpec { kind: ConvKind::Transposed, stride, padding };
+    let spec = ConvSpec {
+        kind: ConvKind::Transposed,
+        stride,
+        padding,
+    };
     x.contiguous()?.apply_op2(&w.contiguous()?, Forward(spec))
 }

@@ -6,7 +6,9 @@
 //! chain of comparisons and masks (ARCHITECTURE.md measured them 20–70× slower than PyTorch).
 //! Work is split by channel or by sample, never inside a sum, so results are deterministic.
 
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{
+    bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor,
+};
 use rayon::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -98,7 +100,13 @@ impl CustomOp2 for BiasAct {
         "bias-act"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (x, b) = (slice(s1, l1)?, slice(s2, l2)?);
         let (_, c, s) = ncs(l1.dims())?;
         if b.len() != c {
@@ -106,17 +114,28 @@ impl CustomOp2 for BiasAct {
         }
         let act = self.0;
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(c * s).zip(x.par_chunks(c * s)).for_each(|(yo, xi)| {
-            for ch in 0..c {
-                for (o, &v) in yo[ch * s..(ch + 1) * s].iter_mut().zip(&xi[ch * s..(ch + 1) * s]) {
-                    *o = act.apply(v + b[ch]);
+        y.par_chunks_mut(c * s)
+            .zip(x.par_chunks(c * s))
+            .for_each(|(yo, xi)| {
+                for ch in 0..c {
+                    for (o, &v) in yo[ch * s..(ch + 1) * s]
+                        .iter_mut()
+                        .zip(&xi[ch * s..(ch + 1) * s])
+                    {
+                        *o = act.apply(v + b[ch]);
+                    }
                 }
-            }
-        });
+            });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
-    fn bwd(&self, _x: &Tensor, _b: &Tensor, y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        _b: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let dpre = y.apply_op2_no_bwd(&dy.contiguous()?, &ActGrad(self.0))?;
         let db = dpre.apply_op1_no_bwd(&ChannelSum)?;
         Ok((Some(dpre), Some(db)))
@@ -135,7 +154,9 @@ impl CustomOp1 for BiasAct {
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(y.apply_op2_no_bwd(&dy.contiguous()?, &ActGrad(self.0))?))
+        Ok(Some(
+            y.apply_op2_no_bwd(&dy.contiguous()?, &ActGrad(self.0))?,
+        ))
     }
 }
 
@@ -144,7 +165,13 @@ impl CustomOp2 for ActGrad {
         "act-grad"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (y, dy) = (slice(s1, l1)?, slice(s2, l2)?);
         let act = self.0;
         let out: Vec<f32> = y
@@ -165,7 +192,10 @@ impl CustomOp1 for ChannelSum {
         let x = slice(s, l)?;
         let (n, c, sp) = ncs(l.dims())?;
         let sums = channel_sums(n, c, sp, |i| x[i] as f64);
-        Ok((CpuStorage::F32(sums.into_iter().map(|v| v as f32).collect()), Shape::from(c)))
+        Ok((
+            CpuStorage::F32(sums.into_iter().map(|v| v as f32).collect()),
+            Shape::from(c),
+        ))
     }
 }
 
@@ -248,14 +278,19 @@ impl CustomOp3 for BnAct {
             .collect();
         let act = self.act;
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(c * s).zip(x.par_chunks(c * s)).for_each(|(yo, xi)| {
-            for ch in 0..c {
-                let (a, b) = (scale[ch], shift[ch]);
-                for (o, &v) in yo[ch * s..(ch + 1) * s].iter_mut().zip(&xi[ch * s..(ch + 1) * s]) {
-                    *o = act.apply(v * a + b);
+        y.par_chunks_mut(c * s)
+            .zip(x.par_chunks(c * s))
+            .for_each(|(yo, xi)| {
+                for ch in 0..c {
+                    let (a, b) = (scale[ch], shift[ch]);
+                    for (o, &v) in yo[ch * s..(ch + 1) * s]
+                        .iter_mut()
+                        .zip(&xi[ch * s..(ch + 1) * s])
+                    {
+                        *o = act.apply(v * a + b);
+                    }
                 }
-            }
-        });
+            });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -304,16 +339,18 @@ impl CustomOp3 for BnGrad {
         let dgamma = channel_sums(n, c, s, |i| g[i] as f64 * xhat(i));
         let mut out = vec![0f32; x.len() + 2 * c];
         let (dx, tail) = out.split_at_mut(x.len());
-        dx.par_chunks_mut(c * s).enumerate().for_each(|(sample, dxs)| {
-            for ch in 0..c {
-                let k = gamma[ch] as f64 * inv_std[ch] / count;
-                for j in 0..s {
-                    let i = (sample * c + ch) * s + j;
-                    dxs[ch * s + j] =
-                        (k * (count * g[i] as f64 - dbeta[ch] - xhat(i) * dgamma[ch])) as f32;
+        dx.par_chunks_mut(c * s)
+            .enumerate()
+            .for_each(|(sample, dxs)| {
+                for ch in 0..c {
+                    let k = gamma[ch] as f64 * inv_std[ch] / count;
+                    for j in 0..s {
+                        let i = (sample * c + ch) * s + j;
+                        dxs[ch * s + j] =
+                            (k * (count * g[i] as f64 - dbeta[ch] - xhat(i) * dgamma[ch])) as f32;
+                    }
                 }
-            }
-        });
+            });
         for ch in 0..c {
             tail[ch] = dgamma[ch] as f32;
             tail[c + ch] = dbeta[ch] as f32;
@@ -333,6 +370,10 @@ pub fn batch_norm_act(
 ) -> Result<(Tensor, Tensor)> {
     let x = x.contiguous()?;
     let stats = x.apply_op1_no_bwd(&BnStats)?;
-    let y = x.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, BnAct { act, eps })?;
+    let y = x.apply_op3(
+        &gamma.contiguous()?,
+        &beta.contiguous()?,
+        BnAct { act, eps },
+    )?;
     Ok((y, stats))
 }

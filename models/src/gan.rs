@@ -32,9 +32,7 @@ impl Generator {
     pub fn forward_t(&self, z: &Tensor, labels: Option<&Tensor>, train: bool) -> Result<Tensor> {
         let input = match (self.config.num_classes, labels) {
             (0, None) => z.clone(),
-            (n, Some(labels)) if n > 0 => {
-                Tensor::cat(&[&one_hot(labels, n, z.device())?, z], 1)?
-            }
+            (n, Some(labels)) if n > 0 => Tensor::cat(&[&one_hot(labels, n, z.device())?, z], 1)?,
             (n, _) => {
                 return Err(ModelError::InvalidConfig(format!(
                     "generator with {n} classes needs labels exactly when n > 0"
@@ -62,7 +60,12 @@ impl Discriminator {
     }
 
     /// One logit per image; a conditional D sees the label as constant one-hot planes.
-    pub fn forward_t(&self, images: &Tensor, labels: Option<&Tensor>, train: bool) -> Result<Tensor> {
+    pub fn forward_t(
+        &self,
+        images: &Tensor,
+        labels: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
         let input = match labels {
             Some(labels) if self.config.num_classes > 0 => {
                 let (n, _, h, w) = images.dims4()?;

@@ -146,17 +146,25 @@ impl Net {
         };
         // Layers that cannot fuse the activation run it on their own.
         match act {
-            Some(a) if !matches!(
-                layer,
-                Layer::Linear { .. } | Layer::Conv2d { .. } | Layer::ConvTranspose2d { .. }
-            ) => Ok((cpu_fused::bias_act(&y, None, a)?, consumed)),
+            Some(a)
+                if !matches!(
+                    layer,
+                    Layer::Linear { .. } | Layer::Conv2d { .. } | Layer::ConvTranspose2d { .. }
+                ) =>
+            {
+                Ok((cpu_fused::bias_act(&y, None, a)?, consumed))
+            }
             _ => Ok((y, consumed)),
         }
     }
 
     /// Adds the bias (and the fused activation) to a linear/conv output.
     fn bias(&self, i: usize, has_bias: bool, x: Tensor, act: Option<Activation>) -> Result<Tensor> {
-        let bias = if has_bias { Some(self.get(i, "bias")?) } else { None };
+        let bias = if has_bias {
+            Some(self.get(i, "bias")?)
+        } else {
+            None
+        };
         if self.fast(&x) {
             return Ok(match (bias, act) {
                 (None, None) => x,
@@ -173,13 +181,25 @@ impl Net {
     }
 
     /// PyTorch's update: momentum 0.1, unbiased variance.
-    fn update_running_stats(&self, i: usize, mean: &Tensor, var: &Tensor, count: usize) -> Result<()> {
-        let running_mean = self.params.get(&tensor_name(&self.prefix, i, "running_mean"))?;
-        let running_var = self.params.get(&tensor_name(&self.prefix, i, "running_var"))?;
+    fn update_running_stats(
+        &self,
+        i: usize,
+        mean: &Tensor,
+        var: &Tensor,
+        count: usize,
+    ) -> Result<()> {
+        let running_mean = self
+            .params
+            .get(&tensor_name(&self.prefix, i, "running_mean"))?;
+        let running_var = self
+            .params
+            .get(&tensor_name(&self.prefix, i, "running_var"))?;
         let count = count as f64;
         let unbiased = (var.detach() * (count / (count - 1.0).max(1.0)))?;
-        let new_mean = ((running_mean.as_tensor() * (1.0 - BN_MOMENTUM))? + (mean.detach() * BN_MOMENTUM)?)?;
-        let new_var = ((running_var.as_tensor() * (1.0 - BN_MOMENTUM))? + (unbiased * BN_MOMENTUM)?)?;
+        let new_mean =
+            ((running_mean.as_tensor() * (1.0 - BN_MOMENTUM))? + (mean.detach() * BN_MOMENTUM)?)?;
+        let new_var =
+            ((running_var.as_tensor() * (1.0 - BN_MOMENTUM))? + (unbiased * BN_MOMENTUM)?)?;
         running_mean.set(&new_mean)?;
         running_var.set(&new_var)?;
         Ok(())

@@ -22,7 +22,12 @@ pub fn tensor_name(prefix: &str, layer: usize, name: &str) -> String {
 
 impl Params {
     /// DCGAN initialisation: weights N(0, 0.02), BatchNorm gamma N(1, 0.02), biases 0.
-    pub fn init(net: &NetConfig, prefix: &str, rng: &mut impl Rng, device: &Device) -> Result<Self> {
+    pub fn init(
+        net: &NetConfig,
+        prefix: &str,
+        rng: &mut impl Rng,
+        device: &Device,
+    ) -> Result<Self> {
         let mut values = HashMap::new();
         for (i, layer) in net.layers.iter().enumerate() {
             let is_bn = matches!(layer, Layer::BatchNorm2d { .. });

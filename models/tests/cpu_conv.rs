@@ -7,8 +7,22 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
-    let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-    let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-6);
+    let diff = (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let scale = b
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+        .max(1e-6);
     diff / scale
 }
 
@@ -19,7 +33,14 @@ fn random(rng: &mut ChaCha8Rng, shape: &[usize]) -> Var {
 }
 
 /// Runs `f` with the fast op and with candle's, returns max relative error of y, dx, dw.
-fn check(transposed: bool, x_shape: [usize; 4], w_shape: [usize; 4], stride: usize, pad: usize, seed: u64) -> [f32; 3] {
+fn check(
+    transposed: bool,
+    x_shape: [usize; 4],
+    w_shape: [usize; 4],
+    stride: usize,
+    pad: usize,
+    seed: u64,
+) -> [f32; 3] {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let x = random(&mut rng, &x_shape);
     let w = random(&mut rng, &w_shape);
@@ -28,18 +49,26 @@ fn check(transposed: bool, x_shape: [usize; 4], w_shape: [usize; 4], stride: usi
             (false, true) => cpu_conv::conv2d(x.as_tensor(), w.as_tensor(), stride, pad),
             (false, false) => x.as_tensor().conv2d(w.as_tensor(), pad, stride, 1, 1),
             (true, true) => cpu_conv::conv_transpose2d(x.as_tensor(), w.as_tensor(), stride, pad),
-            (true, false) => x.as_tensor().conv_transpose2d(w.as_tensor(), pad, 0, stride, 1),
+            (true, false) => x
+                .as_tensor()
+                .conv_transpose2d(w.as_tensor(), pad, 0, stride, 1),
         }
         .unwrap();
         // A random projection makes every output element matter to the gradient.
         let proj = Tensor::from_vec(
-            (0..y.elem_count()).map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.5).collect::<Vec<_>>(),
+            (0..y.elem_count())
+                .map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.5)
+                .collect::<Vec<_>>(),
             y.shape(),
             &Device::Cpu,
         )
         .unwrap();
         let grads = (&y * &proj).unwrap().sum_all().unwrap().backward().unwrap();
-        (y, grads.get(x.as_tensor()).unwrap().clone(), grads.get(w.as_tensor()).unwrap().clone())
+        (
+            y,
+            grads.get(x.as_tensor()).unwrap().clone(),
+            grads.get(w.as_tensor()).unwrap().clone(),
+        )
     };
     let (fy, fdx, fdw) = run(true);
     let (ry, rdx, rdw) = run(false);
@@ -59,10 +88,20 @@ fn matches_candle_on_random_shapes() {
         let pad = rng.gen_range(0..k);
         // candle's own conv2d backward breaks when the stride leaves a remainder (its input
         // gradient comes out one pixel short), so the reference cases avoid remainders.
-        let fit = |v: usize| if transposed { v } else { v - (v + 2 * pad - k) % stride };
+        let fit = |v: usize| {
+            if transposed {
+                v
+            } else {
+                v - (v + 2 * pad - k) % stride
+            }
+        };
         let h = fit(rng.gen_range(k..k + 9));
         let w = fit(rng.gen_range(k..k + 9));
-        let w_shape = if transposed { [cin, cout, k, k] } else { [cout, cin, k, k] };
+        let w_shape = if transposed {
+            [cin, cout, k, k]
+        } else {
+            [cout, cin, k, k]
+        };
         let errs = check(transposed, [n, cin, h, w], w_shape, stride, pad, case);
         assert!(
             errs.iter().all(|&e| e <= 1e-4),

@@ -8,8 +8,22 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
-    let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-    let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-6);
+    let diff = (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let scale = b
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+        .max(1e-6);
     diff / scale
 }
 
@@ -32,17 +46,47 @@ fn compare(arch: Architecture, classes: usize, batch: usize) {
         g.net.backend = backend;
         d.net.backend = backend;
         let latent = config.generator.latent_dim;
-        let z: Vec<f32> = (0..batch * latent).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
+        let z: Vec<f32> = (0..batch * latent)
+            .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+            .collect();
         let z = Tensor::from_vec(z, (batch, latent), &device).unwrap();
         let labels = (classes > 0).then(|| {
-            Tensor::from_vec((0..batch as u32).map(|i| i % classes as u32).collect::<Vec<_>>(), batch, &device).unwrap()
+            Tensor::from_vec(
+                (0..batch as u32)
+                    .map(|i| i % classes as u32)
+                    .collect::<Vec<_>>(),
+                batch,
+                &device,
+            )
+            .unwrap()
         });
         let fake = g.forward_t(&z, labels.as_ref(), true).unwrap();
         let logits = d.forward_t(&fake, labels.as_ref(), true).unwrap();
-        let grads = logits.sqr().unwrap().mean_all().unwrap().backward().unwrap();
-        let mut named = vec![("fake".to_string(), fake.clone()), ("logits".to_string(), logits.clone())];
-        for (name, var) in g.net.params.trainable().iter().chain(d.net.params.trainable()) {
-            named.push((format!("grad {name}"), grads.get(var.as_tensor()).expect("every parameter gets a gradient").clone()));
+        let grads = logits
+            .sqr()
+            .unwrap()
+            .mean_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let mut named = vec![
+            ("fake".to_string(), fake.clone()),
+            ("logits".to_string(), logits.clone()),
+        ];
+        for (name, var) in g
+            .net
+            .params
+            .trainable()
+            .iter()
+            .chain(d.net.params.trainable())
+        {
+            named.push((
+                format!("grad {name}"),
+                grads
+                    .get(var.as_tensor())
+                    .expect("every parameter gets a gradient")
+                    .clone(),
+            ));
         }
         for (name, t) in g.net.params.tensors().chain(d.net.params.tensors()) {
             if name.contains("running") {
@@ -66,6 +110,11 @@ fn mnist_cdcgan_fast_path_matches_candle() {
 
 #[test]
 fn dcgan64_fast_path_matches_candle() {
-    let arch = Architecture::Dcgan64 { channels: 3, latent: 16, ngf: 8, ndf: 8 };
+    let arch = Architecture::Dcgan64 {
+        channels: 3,
+        latent: 16,
+        ngf: 8,
+        ndf: 8,
+    };
     compare(arch, 0, 3);
 }

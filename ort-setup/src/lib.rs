@@ -33,7 +33,10 @@ fn file_name() -> String {
 pub fn known_places() -> Vec<PathBuf> {
     let name = file_name();
     let mut places = Vec::new();
-    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
         // Deployed next to the binary, or in ../lib (the Pi layout in edge-runtime/deploy).
         places.push(dir.join(&name));
         places.push(dir.join("../lib").join(&name));

@@ -21,7 +21,14 @@ pub struct BenchRow {
     pub images_per_s: f64,
 }
 
-pub fn bench(arch: &Architecture, backend: ConvBackend, batch: usize, warmup: usize, steps: usize, device: &Device) -> Result<BenchRow> {
+pub fn bench(
+    arch: &Architecture,
+    backend: ConvBackend,
+    batch: usize,
+    warmup: usize,
+    steps: usize,
+    device: &Device,
+) -> Result<BenchRow> {
     let info = match arch {
         Architecture::MnistCdcgan { .. } => DatasetInfo {
             name: "synthetic".into(),
@@ -37,15 +44,31 @@ pub fn bench(arch: &Architecture, backend: ConvBackend, batch: usize, warmup: us
     let config = arch.config(info)?;
     let classes = config.generator.num_classes;
     let image = config.image_shape()?;
-    let adam = AdamConfig { lr: 2e-4, beta1: 0.5, beta2: 0.999, eps: 1e-8 };
+    let adam = AdamConfig {
+        lr: 2e-4,
+        beta1: 0.5,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
     let mut models = Models::fresh(config, adam, adam, &mut stream(0, Purpose::Init, 0), device)?;
     models.set_conv_backend(backend);
     let n = batch * image.iter().product::<usize>();
     let mut rng = stream(1, Purpose::Noise, 0);
-    let real: Vec<f32> = normal(&mut rng, n).into_iter().map(|v| v.clamp(-1.0, 1.0)).collect();
+    let real: Vec<f32> = normal(&mut rng, n)
+        .into_iter()
+        .map(|v| v.clamp(-1.0, 1.0))
+        .collect();
     let real = Tensor::from_vec(real, (batch, image[0], image[1], image[2]), device)?;
     let labels = (classes > 0)
-        .then(|| Tensor::from_vec((0..batch as u32).map(|i| i % classes as u32).collect::<Vec<_>>(), batch, device))
+        .then(|| {
+            Tensor::from_vec(
+                (0..batch as u32)
+                    .map(|i| i % classes as u32)
+                    .collect::<Vec<_>>(),
+                batch,
+                device,
+            )
+        })
         .transpose()?;
     let mut times = Vec::with_capacity(steps);
     for step in 0..warmup + steps {

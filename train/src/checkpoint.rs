@@ -45,12 +45,24 @@ pub struct Models {
 }
 
 impl Models {
-    pub fn fresh(config: ModelConfig, adam_g: AdamConfig, adam_d: AdamConfig, init: &mut rand_chacha::ChaCha8Rng, device: &Device) -> Result<Self> {
+    pub fn fresh(
+        config: ModelConfig,
+        adam_g: AdamConfig,
+        adam_d: AdamConfig,
+        init: &mut rand_chacha::ChaCha8Rng,
+        device: &Device,
+    ) -> Result<Self> {
         let g = Generator::init(config.generator.clone(), init, device)?;
         let d = Discriminator::init(config.discriminator.clone(), init, device)?;
         let opt_g = Adam::new(g.net.params.trainable(), adam_g)?;
         let opt_d = Adam::new(d.net.params.trainable(), adam_d)?;
-        Ok(Self { config, g, d, opt_g, opt_d })
+        Ok(Self {
+            config,
+            g,
+            d,
+            opt_g,
+            opt_d,
+        })
     }
 }
 
@@ -90,14 +102,24 @@ pub fn save(run_dir: &Path, models: &Models, state: &TrainState) -> Result<()> {
 }
 
 /// Loads the run's checkpoint, refusing one whose architecture differs from `expected`.
-pub fn load(run_dir: &Path, expected: &ModelConfig, device: &Device) -> Result<(Models, TrainState)> {
+pub fn load(
+    run_dir: &Path,
+    expected: &ModelConfig,
+    device: &Device,
+) -> Result<(Models, TrainState)> {
     let file_path = path(run_dir);
     if !file_path.is_file() {
-        return Err(TrainError::checkpoint(&file_path, "no checkpoint to resume from"));
+        return Err(TrainError::checkpoint(
+            &file_path,
+            "no checkpoint to resume from",
+        ));
     }
     let file = TensorFile::read(&file_path, device)?;
     if file.metadata.get(KIND_KEY).map(String::as_str) != Some("checkpoint") {
-        return Err(TrainError::checkpoint(&file_path, "not a training checkpoint"));
+        return Err(TrainError::checkpoint(
+            &file_path,
+            "not a training checkpoint",
+        ));
     }
     let config = file.config(&file_path)?;
     if config.architecture != expected.architecture || config.generator != expected.generator {
@@ -116,7 +138,9 @@ pub fn load(run_dir: &Path, expected: &ModelConfig, device: &Device) -> Result<(
         .metadata
         .get(STATE_KEY)
         .and_then(|s| serde_json::from_str(s).ok())
-        .ok_or_else(|| TrainError::checkpoint(&file_path, "missing or unreadable training state"))?;
+        .ok_or_else(|| {
+            TrainError::checkpoint(&file_path, "missing or unreadable training state")
+        })?;
     let wrap = |e: gan_models::ModelError| TrainError::checkpoint(&file_path, e.to_string());
     let g = Generator::new(
         config.generator.clone(),
@@ -129,7 +153,20 @@ pub fn load(run_dir: &Path, expected: &ModelConfig, device: &Device) -> Result<(
     let mut opt_g = Adam::new(g.net.params.trainable(), state.adam_g)?;
     let mut opt_d = Adam::new(d.net.params.trainable(), state.adam_d)?;
     let wrap_opt = |e: TrainError| TrainError::checkpoint(&file_path, e.to_string());
-    opt_g.load_state("opt_g", state.adam_g_t, &file.tensors).map_err(wrap_opt)?;
-    opt_d.load_state("opt_d", state.adam_d_t, &file.tensors).map_err(wrap_opt)?;
-    Ok((Models { config, g, d, opt_g, opt_d }, state))
+    opt_g
+        .load_state("opt_g", state.adam_g_t, &file.tensors)
+        .map_err(wrap_opt)?;
+    opt_d
+        .load_state("opt_d", state.adam_d_t, &file.tensors)
+        .map_err(wrap_opt)?;
+    Ok((
+        Models {
+            config,
+            g,
+            d,
+            opt_g,
+            opt_d,
+        },
+        state,
+    ))
 }

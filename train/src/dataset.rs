@@ -24,7 +24,7 @@ impl Dataset {
         info: DatasetInfo,
     ) -> Result<Self> {
         let per = channels * height * width;
-        if per == 0 || pixels.len() % per != 0 {
+        if per == 0 || !pixels.len().is_multiple_of(per) {
             return Err(TrainError::Option(format!(
                 "pixel buffer of {} bytes is not a whole number of {channels}×{height}×{width} images",
                 pixels.len()

@@ -26,7 +26,10 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(TrainError::data(dir, "no PNG or JPEG images in this folder"));
+        return Err(TrainError::data(
+            dir,
+            "no PNG or JPEG images in this folder",
+        ));
     }
     Ok(files)
 }
@@ -34,7 +37,9 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Loads every image as `channels` (1 or 3) × `size` × `size`.
 pub fn load(dir: &Path, size: usize, channels: usize, attribution: &str) -> Result<Dataset> {
     if channels != 1 && channels != 3 {
-        return Err(TrainError::Option(format!("--channels must be 1 or 3, got {channels}")));
+        return Err(TrainError::Option(format!(
+            "--channels must be 1 or 3, got {channels}"
+        )));
     }
     if size == 0 {
         return Err(TrainError::Option("--image-size must be positive".into()));
@@ -65,7 +70,12 @@ pub fn to_planes(img: &DynamicImage, size: usize, channels: usize) -> Vec<u8> {
     let resized: RgbaImage = if side as usize == size {
         square.to_rgba8()
     } else {
-        image::imageops::resize(&square.to_rgba8(), size as u32, size as u32, FilterType::CatmullRom)
+        image::imageops::resize(
+            &square.to_rgba8(),
+            size as u32,
+            size as u32,
+            FilterType::CatmullRom,
+        )
     };
     let over_white = |p: &Rgba<u8>| -> [u8; 3] {
         let a = p[3] as u32;
@@ -96,7 +106,11 @@ mod tests {
         // 4×2 RGBA: left half transparent, right half opaque red.
         let mut img = RgbaImage::new(4, 2);
         for (x, _, p) in img.enumerate_pixels_mut() {
-            *p = if x < 2 { Rgba([0, 0, 0, 0]) } else { Rgba([255, 0, 0, 255]) };
+            *p = if x < 2 {
+                Rgba([0, 0, 0, 0])
+            } else {
+                Rgba([255, 0, 0, 255])
+            };
         }
         let planes = to_planes(&DynamicImage::ImageRgba8(img), 2, 3);
         // Center crop keeps columns 1..3: transparent (white) then red.

@@ -13,7 +13,9 @@ pub fn bce_with_logits(logits: &Tensor, target: f64) -> Result<Tensor> {
 
 /// Mean of sigmoid(logits): the "D(x)" and "D(G(z))" columns of the metrics.
 pub fn mean_probability(logits: &Tensor) -> Result<f32> {
-    candle_nn::ops::sigmoid(logits)?.mean_all()?.to_scalar::<f32>()
+    candle_nn::ops::sigmoid(logits)?
+        .mean_all()?
+        .to_scalar::<f32>()
 }
 
 #[cfg(test)]
@@ -24,7 +26,10 @@ mod tests {
     #[test]
     fn matches_the_textbook_formula_and_stays_finite() {
         let x = Tensor::new(&[-3f32, 0.0, 2.0], &Device::Cpu).unwrap();
-        let got = bce_with_logits(&x, 1.0).unwrap().to_scalar::<f32>().unwrap();
+        let got = bce_with_logits(&x, 1.0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         let want: f32 = [-3f32, 0.0, 2.0]
             .iter()
             .map(|&v| -(1.0 / (1.0 + (-v).exp())).ln())
@@ -32,7 +37,10 @@ mod tests {
             / 3.0;
         assert!((got - want).abs() < 1e-6, "{got} vs {want}");
         let big = Tensor::new(&[100f32, -100.0], &Device::Cpu).unwrap();
-        let loss = bce_with_logits(&big, 0.0).unwrap().to_scalar::<f32>().unwrap();
+        let loss = bce_with_logits(&big, 0.0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!((loss - 50.0).abs() < 1e-4, "{loss}");
     }
 }

@@ -166,7 +166,9 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let (Some(data_dir), Some(out)) = (args.data, args.out) else {
         bail!("--data and --out are required");
     };
-    let kind = args.dataset.context("--dataset is required (mnist or folder)")?;
+    let kind = args
+        .dataset
+        .context("--dataset is required (mnist or folder)")?;
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
@@ -256,7 +258,14 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         let channels = if name == "dcgan64" { 3 } else { 1 };
         let arch = Architecture::from_name(name, channels)?;
         for &backend in &backends {
-            let row = bench::bench(&arch, backend, args.batch_size, args.warmup, args.steps, &device)?;
+            let row = bench::bench(
+                &arch,
+                backend,
+                args.batch_size,
+                args.warmup,
+                args.steps,
+                &device,
+            )?;
             println!(
                 "| {} | {:?} | {} | {} | {:.1} |",
                 row.architecture, backend, row.batch, row.steps, row.images_per_s
@@ -269,8 +278,7 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -158,7 +158,10 @@ impl Metrics {
             ("loss G", BLUE, |r: &Row| r.loss_g),
         ] {
             chart
-                .draw_series(LineSeries::new(self.rows.iter().map(|r| (r.step, pick(r))), &color))
+                .draw_series(LineSeries::new(
+                    self.rows.iter().map(|r| (r.step, pick(r))),
+                    &color,
+                ))
                 .map_err(|e| e.to_string())?
                 .label(name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));

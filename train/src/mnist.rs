@@ -14,7 +14,8 @@ const LABELS_MAGIC: u32 = 0x0000_0801;
 /// Refuse absurd headers before allocating (the full training set is 47 MB).
 const MAX_BYTES: u64 = 1 << 30;
 
-pub const ATTRIBUTION: &str = "MNIST handwritten digits by Yann LeCun, Corinna Cortes and Christopher J.C. Burges, \
+pub const ATTRIBUTION: &str =
+    "MNIST handwritten digits by Yann LeCun, Corinna Cortes and Christopher J.C. Burges, \
 licensed CC BY-SA 3.0 (http://yann.lecun.com/exdb/mnist/).";
 
 /// Which half of MNIST to read.
@@ -59,7 +60,10 @@ pub fn load(dir: &Path, split: Split) -> Result<Dataset> {
         ));
     }
     if let Some(bad) = labels.iter().find(|&&l| l > 9) {
-        return Err(TrainError::data(&labels_path, format!("label {bad} is not a digit")));
+        return Err(TrainError::data(
+            &labels_path,
+            format!("label {bad} is not a digit"),
+        ));
     }
     let labels = labels.into_iter().map(u32::from).collect();
     Dataset::new(pixels, labels, [1, dims[1], dims[2]], info())
@@ -67,17 +71,22 @@ pub fn load(dir: &Path, split: Split) -> Result<Dataset> {
 
 fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
     let candidates = [dir.join(format!("{stem}.gz")), dir.join(stem)];
-    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-        TrainError::data(
-            dir,
-            format!("neither {stem}.gz nor {stem} found (is this an MNIST directory?)"),
-        )
-    })
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| {
+            TrainError::data(
+                dir,
+                format!("neither {stem}.gz nor {stem} found (is this an MNIST directory?)"),
+            )
+        })
 }
 
 /// Reads one IDX file; returns its dimensions and payload. Gzip is detected by its magic bytes.
 pub fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
-    let raw = std::fs::read(path).map_err(|e| TrainError::data(path, format!("cannot read: {e}")))?;
+    let raw =
+        std::fs::read(path).map_err(|e| TrainError::data(path, format!("cannot read: {e}")))?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         GzDecoder::new(raw.as_slice())
@@ -102,7 +111,11 @@ pub fn parse_idx(bytes: &[u8], magic: u32) -> std::result::Result<(Vec<usize>, V
     if found != magic {
         return Err(format!(
             "wrong magic number 0x{found:08x}, expected 0x{magic:08x} ({})",
-            if magic == IMAGES_MAGIC { "IDX3 u8 images" } else { "IDX1 u8 labels" }
+            if magic == IMAGES_MAGIC {
+                "IDX3 u8 images"
+            } else {
+                "IDX1 u8 labels"
+            }
         ));
     }
     let rank = (magic & 0xff) as usize;
@@ -124,7 +137,11 @@ pub fn parse_idx(bytes: &[u8], magic: u32) -> std::result::Result<(Vec<usize>, V
         return Err(format!(
             "header says {dims:?} ({expected} bytes) but the file holds {} bytes of data{}",
             data.len(),
-            if (data.len() as u64) < expected { " (truncated)" } else { "" }
+            if (data.len() as u64) < expected {
+                " (truncated)"
+            } else {
+                ""
+            }
         ));
     }
     Ok((dims, data.to_vec()))
@@ -146,12 +163,23 @@ mod tests {
     #[test]
     fn parses_and_rejects() {
         let ok = idx(IMAGES_MAGIC, &[2, 1, 2], &[1, 2, 3, 4]);
-        assert_eq!(parse_idx(&ok, IMAGES_MAGIC).unwrap(), (vec![2, 1, 2], vec![1, 2, 3, 4]));
-        assert!(parse_idx(&ok, LABELS_MAGIC).unwrap_err().contains("wrong magic"));
-        assert!(parse_idx(&ok[..ok.len() - 1], IMAGES_MAGIC).unwrap_err().contains("truncated"));
-        assert!(parse_idx(&ok[..6], IMAGES_MAGIC).unwrap_err().contains("header"));
+        assert_eq!(
+            parse_idx(&ok, IMAGES_MAGIC).unwrap(),
+            (vec![2, 1, 2], vec![1, 2, 3, 4])
+        );
+        assert!(parse_idx(&ok, LABELS_MAGIC)
+            .unwrap_err()
+            .contains("wrong magic"));
+        assert!(parse_idx(&ok[..ok.len() - 1], IMAGES_MAGIC)
+            .unwrap_err()
+            .contains("truncated"));
+        assert!(parse_idx(&ok[..6], IMAGES_MAGIC)
+            .unwrap_err()
+            .contains("header"));
         let huge = idx(IMAGES_MAGIC, &[u32::MAX, u32::MAX, u32::MAX], &[]);
-        assert!(parse_idx(&huge, IMAGES_MAGIC).unwrap_err().contains("implausibly"));
+        assert!(parse_idx(&huge, IMAGES_MAGIC)
+            .unwrap_err()
+            .contains("implausibly"));
         assert!(parse_idx(&[], IMAGES_MAGIC).is_err());
     }
 }

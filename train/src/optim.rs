@@ -54,7 +54,10 @@ impl Adam {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            let (m, v) = self.moments.get_mut(name).expect("moments exist for every param");
+            let (m, v) = self
+                .moments
+                .get_mut(name)
+                .expect("moments exist for every param");
             *m = ((&*m * beta1)? + (g * (1.0 - beta1))?)?;
             *v = ((&*v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
             let denom = ((&*v / bc2)?.sqrt()? + eps)?;
@@ -77,7 +80,12 @@ impl Adam {
             .collect()
     }
 
-    pub fn load_state(&mut self, prefix: &str, t: u64, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    pub fn load_state(
+        &mut self,
+        prefix: &str,
+        t: u64,
+        tensors: &HashMap<String, Tensor>,
+    ) -> Result<()> {
         for (name, (m, v)) in self.moments.iter_mut() {
             for (kind, slot) in [("m", m), ("v", v)] {
                 let key = format!("{prefix}.{kind}.{name}");
@@ -108,13 +116,21 @@ mod tests {
     fn minimises_a_quadratic() {
         let x = Var::new(&[3f32, -2.0], &Device::Cpu).unwrap();
         let params = BTreeMap::from([("x".to_string(), x.clone())]);
-        let cfg = AdamConfig { lr: 0.1, beta1: 0.5, beta2: 0.999, eps: 1e-8 };
+        let cfg = AdamConfig {
+            lr: 0.1,
+            beta1: 0.5,
+            beta2: 0.999,
+            eps: 1e-8,
+        };
         let mut adam = Adam::new(&params, cfg).unwrap();
         // First Adam step moves each coordinate by lr against its gradient's sign.
         let loss = x.as_tensor().sqr().unwrap().sum_all().unwrap();
         adam.step(&loss.backward().unwrap()).unwrap();
         let v = x.as_tensor().to_vec1::<f32>().unwrap();
-        assert!((v[0] - 2.9).abs() < 1e-5 && (v[1] + 1.9).abs() < 1e-5, "{v:?}");
+        assert!(
+            (v[0] - 2.9).abs() < 1e-5 && (v[1] + 1.9).abs() < 1e-5,
+            "{v:?}"
+        );
         for _ in 0..300 {
             let loss = x.as_tensor().sqr().unwrap().sum_all().unwrap();
             adam.step(&loss.backward().unwrap()).unwrap();

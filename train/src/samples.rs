@@ -14,7 +14,11 @@ const COLUMNS: usize = 10;
 const UNCONDITIONAL_SIDE: usize = 8;
 
 /// Fixed latents (and labels) for the grid: row r is class r, column c reuses noise c.
-pub fn fixed_inputs(g: &Generator, seed: u64, device: &Device) -> Result<(Tensor, Option<Tensor>, usize)> {
+pub fn fixed_inputs(
+    g: &Generator,
+    seed: u64,
+    device: &Device,
+) -> Result<(Tensor, Option<Tensor>, usize)> {
     let latent = g.config.latent_dim;
     let classes = g.config.num_classes;
     let mut rng = stream(seed, Purpose::SampleGrid, 0);

@@ -71,7 +71,9 @@ pub fn train_step(
     let mut rng = stream(seed, Purpose::Noise, step);
     let z = Tensor::from_vec(normal(&mut rng, batch * latent), (batch, latent), device)?;
     let fake_labels = if classes > 0 {
-        let l: Vec<u32> = (0..batch).map(|_| rng.gen_range(0..classes as u32)).collect();
+        let l: Vec<u32> = (0..batch)
+            .map(|_| rng.gen_range(0..classes as u32))
+            .collect();
         Some(Tensor::from_vec(l, batch, device)?)
     } else {
         None
@@ -80,7 +82,9 @@ pub fn train_step(
 
     // D: real → 1, detached fake → 0.
     let d_real = models.d.forward_t(real, labels, true)?;
-    let d_fake = models.d.forward_t(&fake.detach(), fake_labels.as_ref(), true)?;
+    let d_fake = models
+        .d
+        .forward_t(&fake.detach(), fake_labels.as_ref(), true)?;
     let loss_d = (bce_with_logits(&d_real, 1.0)? + bce_with_logits(&d_fake, 0.0)?)?;
     models.opt_d.step(&loss_d.backward()?)?;
 
@@ -117,7 +121,9 @@ pub fn train(
         )));
     }
     if config.is_conditional() && !data.is_labelled() {
-        return Err(TrainError::Option("a conditional architecture needs labelled data".into()));
+        return Err(TrainError::Option(
+            "a conditional architecture needs labelled data".into(),
+        ));
     }
     let batches = (data.len() / opts.batch_size) as u64;
     if batches == 0 {
@@ -169,7 +175,8 @@ pub fn train(
     };
     models.set_conv_backend(opts.conv);
     let mut metrics = Metrics::open(run_dir, state.step)?;
-    let total = (opts.epochs.saturating_sub(state.epoch) * batches).saturating_sub(state.batch_in_epoch);
+    let total =
+        (opts.epochs.saturating_sub(state.epoch) * batches).saturating_sub(state.batch_in_epoch);
     let bar = progress_bar(opts.progress, total);
     let save = |models: &Models, state: &TrainState| checkpoint::save(run_dir, models, state);
 
@@ -247,7 +254,9 @@ pub fn train(
 }
 
 pub fn sample_path(run_dir: &Path, epoch: u64) -> PathBuf {
-    run_dir.join("samples").join(format!("epoch-{:03}.png", epoch + 1))
+    run_dir
+        .join("samples")
+        .join(format!("epoch-{:03}.png", epoch + 1))
 }
 
 fn rate(steps: u64, batch: usize, since: Instant) -> f64 {

@@ -21,7 +21,10 @@ fn train(args: &[&str]) -> Output {
 /// Asserts a clean failure whose message contains every one of `needles`.
 fn fails_with(out: &Output, needles: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure, got success: {stderr}");
+    assert!(
+        !out.status.success(),
+        "expected failure, got success: {stderr}"
+    );
     assert_ne!(out.status.code(), Some(101), "panicked: {stderr}");
     for n in needles {
         assert!(stderr.contains(n), "stderr lacks `{n}`: {stderr}");
@@ -40,13 +43,27 @@ fn broken_mnist(file: &str, edit: impl FnOnce(&Path)) -> tempfile::TempDir {
 }
 
 fn mnist_args<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
-    vec!["--dataset", "mnist", "--data", data, "--out", out, "--epochs", "1", "--batch-size", "32", "--quiet"]
+    vec![
+        "--dataset",
+        "mnist",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--quiet",
+    ]
 }
 
 fn gunzip(path: &Path) -> Vec<u8> {
     use std::io::Read;
     let mut v = Vec::new();
-    flate2::read::GzDecoder::new(fs::File::open(path).unwrap()).read_to_end(&mut v).unwrap();
+    flate2::read::GzDecoder::new(fs::File::open(path).unwrap())
+        .read_to_end(&mut v)
+        .unwrap();
     v
 }
 
@@ -64,7 +81,10 @@ fn truncated_gzip() {
         fs::write(p, &bytes[..bytes.len() / 2]).unwrap();
     });
     let out = tempfile::tempdir().unwrap();
-    let o = train(&mnist_args(data.path().to_str().unwrap(), out.path().to_str().unwrap()));
+    let o = train(&mnist_args(
+        data.path().to_str().unwrap(),
+        out.path().to_str().unwrap(),
+    ));
     fails_with(&o, &["train-images-idx3-ubyte.gz", "gzip"]);
 }
 
@@ -76,7 +96,10 @@ fn truncated_raw_idx() {
         fs::write(p.with_extension(""), &raw[..raw.len() - 100]).unwrap();
     });
     let out = tempfile::tempdir().unwrap();
-    let o = train(&mnist_args(data.path().to_str().unwrap(), out.path().to_str().unwrap()));
+    let o = train(&mnist_args(
+        data.path().to_str().unwrap(),
+        out.path().to_str().unwrap(),
+    ));
     fails_with(&o, &["train-images-idx3-ubyte", "truncated"]);
 }
 
@@ -85,13 +108,23 @@ fn wrong_magic() {
     let data = broken_mnist("train-images-idx3-ubyte.gz", |p| {
         let mut raw = gunzip(p);
         raw[3] = 0x01;
-        let mut gz = flate2::write::GzEncoder::new(fs::File::create(p).unwrap(), Default::default());
+        let mut gz =
+            flate2::write::GzEncoder::new(fs::File::create(p).unwrap(), Default::default());
         gz.write_all(&raw).unwrap();
         gz.finish().unwrap();
     });
     let out = tempfile::tempdir().unwrap();
-    let o = train(&mnist_args(data.path().to_str().unwrap(), out.path().to_str().unwrap()));
-    fails_with(&o, &["train-images-idx3-ubyte.gz", "wrong magic number 0x00000801"]);
+    let o = train(&mnist_args(
+        data.path().to_str().unwrap(),
+        out.path().to_str().unwrap(),
+    ));
+    fails_with(
+        &o,
+        &[
+            "train-images-idx3-ubyte.gz",
+            "wrong magic number 0x00000801",
+        ],
+    );
 }
 
 #[test]
@@ -104,7 +137,10 @@ fn label_count_mismatch() {
         fs::write(p.with_extension(""), fewer).unwrap();
     });
     let out = tempfile::tempdir().unwrap();
-    let o = train(&mnist_args(data.path().to_str().unwrap(), out.path().to_str().unwrap()));
+    let o = train(&mnist_args(
+        data.path().to_str().unwrap(),
+        out.path().to_str().unwrap(),
+    ));
     fails_with(&o, &["train-labels-idx1-ubyte", "319 labels", "320 images"]);
 }
 
@@ -113,24 +149,50 @@ fn empty_image_folder() {
     let data = tempfile::tempdir().unwrap();
     fs::write(data.path().join("notes.txt"), "not an image").unwrap();
     let out = tempfile::tempdir().unwrap();
-    let o = train(&["--dataset", "folder", "--data", data.path().to_str().unwrap(), "--out", out.path().to_str().unwrap()]);
-    fails_with(&o, &[data.path().to_str().unwrap(), "no PNG or JPEG images"]);
+    let o = train(&[
+        "--dataset",
+        "folder",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    fails_with(
+        &o,
+        &[data.path().to_str().unwrap(), "no PNG or JPEG images"],
+    );
 }
 
 #[test]
 fn unreadable_image() {
     let data = tempfile::tempdir().unwrap();
-    image::RgbImage::new(64, 64).save(data.path().join("a.png")).unwrap();
+    image::RgbImage::new(64, 64)
+        .save(data.path().join("a.png"))
+        .unwrap();
     fs::write(data.path().join("b.png"), b"\x89PNG but not really").unwrap();
     let out = tempfile::tempdir().unwrap();
-    let o = train(&["--dataset", "folder", "--data", data.path().to_str().unwrap(), "--out", out.path().to_str().unwrap()]);
+    let o = train(&[
+        "--dataset",
+        "folder",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
     fails_with(&o, &["b.png", "unreadable image"]);
 }
 
 #[test]
 fn unknown_dataset_and_architecture() {
     let out = tempfile::tempdir().unwrap();
-    let o = train(&["--dataset", "cifar", "--data", ".", "--out", out.path().to_str().unwrap()]);
+    let o = train(&[
+        "--dataset",
+        "cifar",
+        "--data",
+        ".",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
     fails_with(&o, &["cifar"]);
     let fixture = fixture();
     let mut args = mnist_args(fixture.to_str().unwrap(), out.path().to_str().unwrap());
@@ -161,18 +223,35 @@ fn resume_from_another_architecture_leaves_the_checkpoint_intact() {
 
     // A 64×64 folder run pointed at the MNIST run directory.
     let faces = tempfile::tempdir().unwrap();
-    image::RgbImage::new(64, 64).save(faces.path().join("a.png")).unwrap();
+    image::RgbImage::new(64, 64)
+        .save(faces.path().join("a.png"))
+        .unwrap();
     let o = train(&[
-        "--dataset", "folder", "--data", faces.path().to_str().unwrap(), "--out", run,
-        "--batch-size", "1", "--resume", "--quiet",
+        "--dataset",
+        "folder",
+        "--data",
+        faces.path().to_str().unwrap(),
+        "--out",
+        run,
+        "--batch-size",
+        "1",
+        "--resume",
+        "--quiet",
     ]);
     fails_with(&o, &["checkpoint.safetensors", "Dcgan64", "MnistCdcgan"]);
     // A fresh run must not overwrite an existing checkpoint either.
-    fails_with(&train(&mnist_args(fixture.to_str().unwrap(), run)), &["--resume"]);
+    fails_with(
+        &train(&mnist_args(fixture.to_str().unwrap(), run)),
+        &["--resume"],
+    );
     // A torn checkpoint is reported, not trusted.
     assert_eq!(fs::read(&ckpt).unwrap(), before, "checkpoint was modified");
     let torn = tempfile::tempdir().unwrap();
-    fs::write(torn.path().join("checkpoint.safetensors"), &before[..before.len() / 2]).unwrap();
+    fs::write(
+        torn.path().join("checkpoint.safetensors"),
+        &before[..before.len() / 2],
+    )
+    .unwrap();
     let mut resume = mnist_args(fixture.to_str().unwrap(), torn.path().to_str().unwrap());
     resume.push("--resume");
     fails_with(&train(&resume), &["checkpoint.safetensors"]);

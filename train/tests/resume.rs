@@ -19,7 +19,12 @@ fn options(epochs: u64, resume: bool, max_steps: Option<u64>) -> TrainOptions {
     TrainOptions {
         epochs,
         batch_size: 32,
-        adam: AdamConfig { lr: 2e-4, beta1: 0.5, beta2: 0.999, eps: 1e-8 },
+        adam: AdamConfig {
+            lr: 2e-4,
+            beta1: 0.5,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
         seed: 3,
         resume,
         log_every: 4,
@@ -31,9 +36,20 @@ fn options(epochs: u64, resume: bool, max_steps: Option<u64>) -> TrainOptions {
 
 fn run(dir: &Path, epochs: u64, resume: bool, max_steps: Option<u64>) -> Outcome {
     let data = mnist::load(&fixture(), Split::Train).unwrap();
-    let config = Architecture::MnistCdcgan { width: 1 }.config(data.info.clone()).unwrap();
+    let config = Architecture::MnistCdcgan { width: 1 }
+        .config(data.info.clone())
+        .unwrap();
     let opts = options(epochs, resume, max_steps);
-    train(&data, config, &opts, dir, &Device::Cpu, &AtomicBool::new(false)).unwrap().outcome
+    train(
+        &data,
+        config,
+        &opts,
+        dir,
+        &Device::Cpu,
+        &AtomicBool::new(false),
+    )
+    .unwrap()
+    .outcome
 }
 
 /// Every tensor of the two checkpoints, compared bit for bit.
@@ -43,10 +59,21 @@ fn assert_identical(a: &Path, b: &Path) {
     let mut names: Vec<_> = fa.tensors.keys().collect();
     names.sort();
     assert_eq!(names.len(), fb.tensors.len());
-    assert!(names.iter().any(|n| n.starts_with("opt_d.v.")), "optimizer state is saved");
+    assert!(
+        names.iter().any(|n| n.starts_with("opt_d.v.")),
+        "optimizer state is saved"
+    );
     for name in names {
-        let va = fa.tensors[name].flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let vb = fb.tensors[name].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let va = fa.tensors[name]
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let vb = fb.tensors[name]
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         let same = va.iter().zip(&vb).all(|(x, y)| x.to_bits() == y.to_bits());
         assert!(same, "tensor {name} differs");
     }
@@ -62,7 +89,12 @@ fn two_epochs_equal_one_plus_resume_plus_one() {
     assert_identical(straight.path(), split.path());
     // Both runs wrote a sample grid per epoch, the metrics and the plot.
     for dir in [straight.path(), split.path()] {
-        for f in ["samples/epoch-001.png", "samples/epoch-002.png", "loss.png", "metrics.csv"] {
+        for f in [
+            "samples/epoch-001.png",
+            "samples/epoch-002.png",
+            "loss.png",
+            "metrics.csv",
+        ] {
             assert!(dir.join(f).is_file(), "{f} missing");
         }
     }
@@ -70,7 +102,11 @@ fn two_epochs_equal_one_plus_resume_plus_one() {
     assert_eq!((grid.width(), grid.height()), (10 * 30 + 2, 10 * 30 + 2));
     // The resumed run's metrics continue the first one's, without duplicate steps.
     let csv = std::fs::read_to_string(split.path().join("metrics.csv")).unwrap();
-    let steps: Vec<u64> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap().parse().unwrap()).collect();
+    let steps: Vec<u64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
     assert_eq!(steps, vec![4, 8, 10, 12, 16, 20]);
 }
 

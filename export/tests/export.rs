@@ -1,0 +1,280 @@
+//! Export end to end with the real ONNX Runtime library (scripts/fetch-onnxruntime installs it;
+//! these tests fail, not skip, without it): parity with candle for both reference architectures,
+//! metadata round-trips, and bad input.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use candle_core::{Device, Tensor};
+use gan_export::graph::onnx_bytes;
+use gan_export::onnx_proto::ModelProto;
+use gan_export::verify::verify;
+use gan_models::checkpoint::{write_tensor_file, CONFIG_KEY};
+use gan_models::{
+    load_generator, save_generator, Architecture, DatasetInfo, Generator, ModelConfig,
+};
+use prost::Message;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+type Tensors = BTreeMap<String, Tensor>;
+type Metadata = BTreeMap<String, String>;
+
+fn info(classes: usize) -> DatasetInfo {
+    DatasetInfo {
+        name: "test-set".into(),
+        class_names: (0..classes).map(|c| format!("class {c}")).collect(),
+        attribution: "Test data © nobody, CC0".into(),
+    }
+}
+
+/// A generator whose BatchNorm running statistics are no longer the trivial 0/1 (a few
+/// training-mode forwards move them), saved as a generator file.
+fn saved_generator(dir: &Path, config: &ModelConfig) -> std::path::PathBuf {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let g = Generator::init(config.generator.clone(), &mut rng, &Device::Cpu).unwrap();
+    for step in 0..3 {
+        let z = (Tensor::randn(0f32, 1.0, (8, config.generator.latent_dim), &Device::Cpu).unwrap()
+            * (1.0 + step as f64))
+            .unwrap();
+        let labels = config
+            .is_conditional()
+            .then(|| Tensor::new(&[0u32, 1, 2, 3, 4, 5, 6, 7], &Device::Cpu).unwrap());
+        g.forward_t(&z, labels.as_ref(), true).unwrap();
+    }
+    let path = dir.join("g.safetensors");
+    save_generator(&path, &g, config, "test-model").unwrap();
+    path
+}
+
+fn parity(config: ModelConfig) {
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = load_generator(&saved_generator(dir.path(), &config), &Device::Cpu).unwrap();
+    let bytes = onnx_bytes(&loaded, "test-model").unwrap();
+    let results = verify(&bytes, &loaded, &[1, 3, 64], 11, None)
+        .expect("ONNX Runtime must be installed: scripts/fetch-onnxruntime");
+    assert_eq!(results.len(), 3);
+    for r in results {
+        assert!(
+            r.max_abs_diff <= 1e-4,
+            "N={} diff {}",
+            r.batch,
+            r.max_abs_diff
+        );
+    }
+}
+
+#[test]
+fn mnist_cdcgan_parity_with_onnx_runtime() {
+    parity(
+        Architecture::MnistCdcgan { width: 1 }
+            .config(info(10))
+            .unwrap(),
+    );
+}
+
+#[test]
+fn dcgan64_parity_with_onnx_runtime() {
+    parity(
+        Architecture::from_name("dcgan64", 3)
+            .unwrap()
+            .config(info(0))
+            .unwrap(),
+    );
+}
+
+#[test]
+fn graph_is_an_inference_graph_with_the_contract_and_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Architecture::MnistCdcgan { width: 1 }
+        .config(info(10))
+        .unwrap();
+    let loaded = load_generator(&saved_generator(dir.path(), &config), &Device::Cpu).unwrap();
+    let model = ModelProto::decode(onnx_bytes(&loaded, "test-model").unwrap().as_slice()).unwrap();
+    assert_eq!(model.ir_version, Some(8));
+    assert_eq!(model.opset_import[0].version, Some(17));
+    let graph = model.graph.as_ref().unwrap();
+    let ops: Vec<&str> = graph
+        .node
+        .iter()
+        .map(|n| n.op_type.as_deref().unwrap())
+        .collect();
+    assert!(
+        !ops.contains(&"BatchNormalization"),
+        "BN must be folded: {ops:?}"
+    );
+    assert_eq!(ops[..2], ["OneHot", "Concat"]);
+    let names = |v: &Vec<gan_export::onnx_proto::ValueInfoProto>| {
+        v.iter()
+            .map(|i| i.name.clone().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&graph.input), ["z", "label"]);
+    assert_eq!(names(&graph.output), ["image"]);
+    let meta: BTreeMap<String, String> = model
+        .metadata_props
+        .iter()
+        .map(|p| (p.key.clone().unwrap(), p.value.clone().unwrap()))
+        .collect();
+    assert_eq!(meta["latent_dim"], "100");
+    assert_eq!(meta["num_classes"], "10");
+    assert_eq!(
+        (
+            meta["channels"].as_str(),
+            meta["height"].as_str(),
+            meta["width"].as_str()
+        ),
+        ("1", "28", "28")
+    );
+    assert_eq!(meta["attribution"], "Test data © nobody, CC0");
+    assert_eq!(meta["model_name"], "test-model");
+    let names: Vec<String> = serde_json::from_str(&meta["class_names"]).unwrap();
+    assert_eq!(names[3], "class 3");
+    assert_eq!(ModelConfig::from_json(&meta[CONFIG_KEY]).unwrap(), config);
+    // The safetensors side carries the same config.
+    assert_eq!(loaded.metadata[CONFIG_KEY], meta[CONFIG_KEY]);
+    assert_eq!(loaded.config, config);
+}
+
+fn export(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_export"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn fails_with(out: &std::process::Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure: {stderr}");
+    assert_ne!(out.status.code(), Some(101), "panicked: {stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "stderr lacks `{n}`: {stderr}");
+    }
+}
+
+#[test]
+fn cli_writes_both_files_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Architecture::MnistCdcgan { width: 1 }
+        .config(info(10))
+        .unwrap();
+    let src = saved_generator(dir.path(), &config);
+    let onnx = dir.path().join("out.onnx");
+    let st = dir.path().join("out.safetensors");
+    let o = export(&[
+        "--checkpoint",
+        src.to_str().unwrap(),
+        "--onnx",
+        onnx.to_str().unwrap(),
+        "--safetensors",
+        st.to_str().unwrap(),
+        "--verify",
+        "--name",
+        "digits",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("verify N=64") && stdout.contains("verify passed"),
+        "{stdout}"
+    );
+    assert!(onnx.is_file());
+    assert_eq!(
+        load_generator(&st, &Device::Cpu).unwrap().metadata["model_name"],
+        "digits"
+    );
+    // No output flag: both files beside the input.
+    let o = export(&["--checkpoint", src.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        dir.path().join("mnist-cdcgan.onnx").is_file()
+            && dir.path().join("mnist-cdcgan.safetensors").is_file()
+    );
+}
+
+#[test]
+fn bad_input_is_reported_and_nothing_half_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Architecture::MnistCdcgan { width: 1 }
+        .config(info(10))
+        .unwrap();
+    let good = saved_generator(dir.path(), &config);
+    let out = dir.path().join("x.onnx");
+    let out_s = out.to_str().unwrap();
+
+    fails_with(
+        &export(&["--checkpoint", "/no/such/run", "--onnx", out_s]),
+        &["/no/such/run", "no such file"],
+    );
+
+    let garbage = dir.path().join("garbage.safetensors");
+    std::fs::write(&garbage, b"not a safetensors file at all").unwrap();
+    fails_with(
+        &export(&["--checkpoint", garbage.to_str().unwrap(), "--onnx", out_s]),
+        &["garbage.safetensors", "not a safetensors file"],
+    );
+
+    let file = gan_models::TensorFile::read(&good, &Device::Cpu).unwrap();
+    let rewrite =
+        |name: &str,
+         edit: &dyn Fn(&mut Tensors, &mut Metadata)| {
+            let mut tensors: BTreeMap<String, Tensor> = file.tensors.clone().into_iter().collect();
+            let mut meta: BTreeMap<String, String> = file.metadata.clone().into_iter().collect();
+            edit(&mut tensors, &mut meta);
+            let path = dir.path().join(name);
+            write_tensor_file(&path, tensors.iter().map(|(k, v)| (k.clone(), v)), meta).unwrap();
+            path
+        };
+    let unknown = rewrite("unknown.safetensors", &|_, m| {
+        let c = m[CONFIG_KEY].replace("\"mnist-cdcgan\"", "\"resnet-9000\"");
+        m.insert(CONFIG_KEY.into(), c);
+    });
+    fails_with(
+        &export(&["--checkpoint", unknown.to_str().unwrap(), "--onnx", out_s]),
+        &["unknown.safetensors", "resnet-9000"],
+    );
+    let missing = rewrite("missing.safetensors", &|t, _| {
+        t.remove("g.4.weight");
+    });
+    fails_with(
+        &export(&["--checkpoint", missing.to_str().unwrap(), "--onnx", out_s]),
+        &["missing.safetensors", "g.4.weight"],
+    );
+    let misshaped = rewrite("misshaped.safetensors", &|t, _| {
+        t.insert(
+            "g.0.weight".into(),
+            Tensor::zeros((3, 3), candle_core::DType::F32, &Device::Cpu).unwrap(),
+        );
+    });
+    fails_with(
+        &export(&["--checkpoint", misshaped.to_str().unwrap(), "--onnx", out_s]),
+        &["misshaped.safetensors", "g.0.weight", "shape"],
+    );
+    let nan = rewrite("nan.safetensors", &|t, _| {
+        let w = t["g.7.bias"].clone();
+        t.insert("g.7.bias".into(), (w * f64::NAN).unwrap());
+    });
+    fails_with(
+        &export(&["--checkpoint", nan.to_str().unwrap(), "--onnx", out_s]),
+        &["nan.safetensors", "g.7.bias", "NaN"],
+    );
+    assert!(!out.exists(), "no output may be written on failure");
+
+    let nowhere = dir.path().join("no/such/dir/g.onnx");
+    fails_with(
+        &export(&[
+            "--checkpoint",
+            good.to_str().unwrap(),
+            "--onnx",
+            nowhere.to_str().unwrap(),
+        ]),
+        &["no/such/dir/g.onnx", "cannot write"],
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+}
