@@ -216,16 +216,14 @@ fn bad_input_is_reported_and_nothing_half_written() {
     );
 
     let file = gan_models::TensorFile::read(&good, &Device::Cpu).unwrap();
-    let rewrite =
-        |name: &str,
-         edit: &dyn Fn(&mut Tensors, &mut Metadata)| {
-            let mut tensors: BTreeMap<String, Tensor> = file.tensors.clone().into_iter().collect();
-            let mut meta: BTreeMap<String, String> = file.metadata.clone().into_iter().collect();
-            edit(&mut tensors, &mut meta);
-            let path = dir.path().join(name);
-            write_tensor_file(&path, tensors.iter().map(|(k, v)| (k.clone(), v)), meta).unwrap();
-            path
-        };
+    let rewrite = |name: &str, edit: &dyn Fn(&mut Tensors, &mut Metadata)| {
+        let mut tensors: BTreeMap<String, Tensor> = file.tensors.clone().into_iter().collect();
+        let mut meta: BTreeMap<String, String> = file.metadata.clone().into_iter().collect();
+        edit(&mut tensors, &mut meta);
+        let path = dir.path().join(name);
+        write_tensor_file(&path, tensors.iter().map(|(k, v)| (k.clone(), v)), meta).unwrap();
+        path
+    };
     let unknown = rewrite("unknown.safetensors", &|_, m| {
         let c = m[CONFIG_KEY].replace("\"mnist-cdcgan\"", "\"resnet-9000\"");
         m.insert(CONFIG_KEY.into(), c);

@@ -1,5 +1,8 @@
 //! Generated images (NCHW f32 in [-1, 1]) to pixels, tiled grids and PNG bytes. Shared by `train`
 //! (sample grids) and the edge runtime (which must not pull in candle), so it has no ML dependency.
+//! Also home of the crash-safe file write every crate uses.
+
+pub mod atomic;
 
 use std::io::Cursor;
 

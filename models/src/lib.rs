@@ -1,6 +1,6 @@
 //! GAN architectures as data, their candle modules, and the safetensors files that carry them.
 
-pub mod atomic;
+pub use gan_grid::atomic;
 pub mod checkpoint;
 pub mod config;
 pub mod cpu_conv;

@@ -49,16 +49,20 @@ pub fn known_places() -> Vec<PathBuf> {
 }
 
 /// The library to load: `explicit`, else `ORT_DYLIB_PATH`, else the first known place that exists.
+/// A named path that does not exist is an error, not a reason to pick another library.
 pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, OrtSetupError> {
-    let mut tried = Vec::new();
     let env = std::env::var_os(ENV_VAR).map(PathBuf::from);
-    let chosen = explicit.map(Path::to_path_buf).or(env);
-    if let Some(path) = chosen {
-        if path.is_file() {
-            return Ok(path);
-        }
-        tried.push(format!("{} (does not exist)", path.display()));
+    // A path the user named is used or reported, never silently replaced by another library.
+    if let Some(path) = explicit.map(Path::to_path_buf).or(env) {
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(OrtSetupError::NotFound {
+                tried: format!("{} (does not exist)", path.display()),
+            })
+        };
     }
+    let mut tried = Vec::new();
     for place in known_places() {
         if place.is_file() {
             return Ok(place);

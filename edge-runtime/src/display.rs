@@ -1,0 +1,110 @@
+//! The `--display` sinks behind one type, so the kiosk draws the same screen on each.
+
+use std::io::Stdout;
+use std::path::Path;
+
+use embedded_graphics::pixelcolor::Rgb888;
+use embedded_graphics::prelude::*;
+
+use crate::error::{EdgeError, Result};
+use crate::framebuffer::{Framebuffer, Geometry, PixelFormat};
+use crate::png_sink::PngSink;
+use crate::terminal::TerminalSink;
+
+pub enum Display {
+    Framebuffer(Framebuffer),
+    Png(PngSink),
+    Terminal(TerminalSink<Stdout>),
+    #[cfg(feature = "spi")]
+    Spi(crate::spi::SpiPanel),
+}
+
+/// How to open a display: the `--display` spec plus the sizes it may need.
+pub struct DisplayOptions<'a> {
+    pub spec: &'a str,
+    /// For file-backed framebuffers: `WxH`.
+    pub fb_geometry: Option<&'a str>,
+    pub fb_format: &'a str,
+    /// Canvas size of the PNG and terminal sinks: `WxH`.
+    pub size: Option<&'a str>,
+}
+
+pub fn parse_size(s: &str) -> Result<Size> {
+    let bad = || EdgeError::Display { target: s.into(), message: "size must be WxH, e.g. 320x240 (1..=4096)".into() };
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h): (u32, u32) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
+    if !(1..=4096).contains(&w) || !(1..=4096).contains(&h) {
+        return Err(bad());
+    }
+    Ok(Size::new(w, h))
+}
+
+impl Display {
+    /// `fb:/dev/fb0`, `png:PATH` (`{n}` numbers frames), `term`, or `spi:...` (feature `spi`).
+    pub fn open(o: &DisplayOptions) -> Result<Self> {
+        let (kind, arg) = o.spec.split_once(':').unwrap_or((o.spec, ""));
+        match kind {
+            "fb" => {
+                let path = Path::new(if arg.is_empty() { "/dev/fb0" } else { arg });
+                Ok(Display::Framebuffer(match o.fb_geometry {
+                    Some(g) => {
+                        let size = parse_size(g)?;
+                        let geometry = Geometry::packed(size.width, size.height, PixelFormat::parse(o.fb_format)?);
+                        Framebuffer::open_file(path, geometry)?
+                    }
+                    None => Framebuffer::open_device(path)?,
+                }))
+            }
+            "png" if !arg.is_empty() => {
+                Ok(Display::Png(PngSink::new(arg, parse_size(o.size.unwrap_or("320x240"))?)))
+            }
+            "term" => Ok(Display::Terminal(TerminalSink::new(
+                parse_size(o.size.unwrap_or("96x64"))?,
+                std::io::stdout(),
+            ))),
+            #[cfg(feature = "spi")]
+            "spi" => Ok(Display::Spi(crate::spi::SpiPanel::open(arg)?)),
+            _ => Err(EdgeError::Display {
+                target: o.spec.into(),
+                message: "unknown display: use fb:/dev/fbN, png:PATH, term or spi:... (feature spi)".into(),
+            }),
+        }
+    }
+
+    pub fn present(&mut self) -> Result<()> {
+        match self {
+            Display::Framebuffer(d) => d.present(),
+            Display::Png(d) => d.present(),
+            Display::Terminal(d) => d.present(),
+            #[cfg(feature = "spi")]
+            Display::Spi(d) => d.present(),
+        }
+    }
+}
+
+impl OriginDimensions for Display {
+    fn size(&self) -> Size {
+        match self {
+            Display::Framebuffer(d) => d.size(),
+            Display::Png(d) => d.size(),
+            Display::Terminal(d) => d.size(),
+            #[cfg(feature = "spi")]
+            Display::Spi(d) => d.size(),
+        }
+    }
+}
+
+impl DrawTarget for Display {
+    type Color = Rgb888;
+    type Error = std::convert::Infallible;
+
+    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(&mut self, pixels: I) -> Result<(), Self::Error> {
+        match self {
+            Display::Framebuffer(d) => d.draw_iter(pixels),
+            Display::Png(d) => d.draw_iter(pixels),
+            Display::Terminal(d) => d.draw_iter(pixels),
+            #[cfg(feature = "spi")]
+            Display::Spi(d) => d.draw_iter(pixels),
+        }
+    }
+}

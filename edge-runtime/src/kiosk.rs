@@ -1,0 +1,205 @@
+//! The kiosk loop: shows a new image on demand (stdin keys, HTTP) and by timer, or walks the
+//! latent space smoothly; display errors are logged and retried, SIGTERM/SIGINT end it cleanly.
+
+use std::io::BufRead;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::display::Display;
+use crate::error::Result;
+use crate::latent::{sample, slerp};
+use crate::model::Generator;
+use crate::screen::{self, Picture};
+
+/// What can make the kiosk change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A new image (with this class, if given).
+    Next { label: Option<usize> },
+    Quit,
+}
+
+pub struct KioskOptions {
+    /// New image this often (None: only on demand).
+    pub interval: Option<Duration>,
+    /// Latent walk at this many frames per second, `steps` frames between two latent points.
+    pub walk: Option<(f32, u32)>,
+    pub seed: u64,
+    /// Stop after this many frames (demos, tests, soak runs).
+    pub frames: Option<u64>,
+}
+
+/// Reads lines from stdin: a digit/class name picks the class, an empty line or space a new
+/// image, `q` quits. Runs on its own thread until stdin closes.
+pub fn stdin_events(events: Sender<Event>, generator: Arc<Mutex<Generator>>) {
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let key = line.trim();
+        let event = match key {
+            "q" | "quit" => Event::Quit,
+            "" => Event::Next { label: None },
+            other => match generator.lock().map(|g| g.info.class_index(other)) {
+                Ok(Ok(label)) => Event::Next { label: Some(label) },
+                Ok(Err(e)) => {
+                    tracing::warn!("{e}");
+                    continue;
+                }
+                Err(_) => break,
+            },
+        };
+        if events.send(event).is_err() {
+            break;
+        }
+    }
+}
+
+/// Where the walk is: from latent `a` to `b`, frame `step` of `steps`.
+struct Walk {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    step: u32,
+    steps: u32,
+}
+
+pub struct Kiosk {
+    generator: Arc<Mutex<Generator>>,
+    display: Display,
+    options: KioskOptions,
+    seed: u64,
+    label: Option<usize>,
+    /// Class chosen by the user (kept until another is chosen); otherwise classes cycle.
+    fixed_label: Option<usize>,
+    walk: Option<Walk>,
+    pub frames_shown: u64,
+    pub display_errors: u64,
+}
+
+impl Kiosk {
+    pub fn new(generator: Arc<Mutex<Generator>>, display: Display, options: KioskOptions) -> Self {
+        let seed = options.seed;
+        Self { generator, display, options, seed, label: None, fixed_label: None, walk: None, frames_shown: 0, display_errors: 0 }
+    }
+
+    fn advance(&mut self, label: Option<usize>) {
+        self.seed = self.seed.wrapping_add(1);
+        if label.is_some() {
+            self.fixed_label = label;
+        }
+        self.walk = None;
+    }
+
+    /// Latent and label of the current frame.
+    fn current(&mut self, g: &Generator) -> (Vec<f32>, Option<usize>) {
+        let classes = g.info.num_classes();
+        let label = (classes > 0).then(|| self.fixed_label.unwrap_or((self.seed % classes as u64) as usize));
+        self.label = label;
+        let dim = g.info.latent_dim;
+        match self.options.walk {
+            None => (sample(self.seed, 1, dim), label),
+            Some((_, steps)) => {
+                let seed = self.seed;
+                let w = self.walk.get_or_insert_with(|| Walk { a: sample(seed, 1, dim), b: sample(seed.wrapping_add(1), 1, dim), step: 0, steps: steps.max(1) });
+                let z = slerp(&w.a, &w.b, w.step as f32 / w.steps as f32);
+                w.step += 1;
+                if w.step > w.steps {
+                    self.seed = self.seed.wrapping_add(1);
+                    let next = sample(self.seed.wrapping_add(1), 1, dim);
+                    w.a = std::mem::replace(&mut w.b, next);
+                    w.step = 1;
+                }
+                (z, label)
+            }
+        }
+    }
+
+    /// Generates and shows one frame; returns the generation time.
+    pub fn show(&mut self) -> Result<Duration> {
+        let generator = Arc::clone(&self.generator);
+        let mut g = generator.lock().map_err(|_| crate::error::EdgeError::Runtime("generator lock poisoned".into()))?;
+        let (z, label) = self.current(&g);
+        let labels: Vec<i64> = label.map(|l| vec![l as i64]).unwrap_or_default();
+        let started = Instant::now();
+        let image = g.generate(&z, &labels)?;
+        let took = started.elapsed();
+        let info = &g.info;
+        let caption = match label {
+            Some(l) => format!("{} {}  seed {}", if info.dataset == "mnist" { "digit" } else { "class" }, info.class_names[l], self.seed),
+            None => format!("seed {}", self.seed),
+        };
+        let status = format!("{} | {:.1} ms | #{}", info.name, took.as_secs_f64() * 1e3, self.frames_shown + 1);
+        let picture = Picture { data: &image, channels: info.channels, height: info.height, width: info.width };
+        let _ = screen::draw(&mut self.display, &picture, &caption, &status);
+        drop(g);
+        match self.display.present() {
+            Ok(()) => self.frames_shown += 1,
+            Err(e) => {
+                // Not fatal: the next frame tries again (and reopens the device).
+                self.display_errors += 1;
+                tracing::warn!("display write failed, will retry: {e}");
+            }
+        }
+        Ok(took)
+    }
+
+    /// Runs until `q`, a signal, or the frame limit.
+    pub fn run(&mut self, events: Receiver<Event>, stop: &AtomicBool) -> Result<()> {
+        let tick = match (self.options.walk, self.options.interval) {
+            (Some((fps, _)), _) => Some(Duration::from_secs_f32(1.0 / fps.max(0.1))),
+            (None, interval) => interval,
+        };
+        let mut next_at = tick.map(|t| Instant::now() + t);
+        loop {
+            if let Err(e) = self.show() {
+                tracing::warn!("frame failed: {e}");
+            }
+            if self.options.frames.is_some_and(|n| self.frames_shown + self.display_errors >= n) {
+                return Ok(());
+            }
+            // Wait for an event or the next tick, waking every 100 ms to notice signals.
+            loop {
+                if stop.load(Ordering::SeqCst) {
+                    tracing::info!("signal received, exiting");
+                    return Ok(());
+                }
+                let wait = next_at.map_or(Duration::from_millis(100), |t| t.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)));
+                let event = match events.recv_timeout(wait) {
+                    Ok(event) => Some(event),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    // Every sender gone (stdin closed, no HTTP): only the timer or signals remain.
+                    Err(RecvTimeoutError::Disconnected) => {
+                        if tick.is_none() {
+                            return Ok(());
+                        }
+                        std::thread::sleep(wait);
+                        None
+                    }
+                };
+                match event {
+                    Some(Event::Quit) => return Ok(()),
+                    Some(Event::Next { label }) => {
+                        self.advance(label);
+                        break;
+                    }
+                    None => {
+                        if let (Some(t), Some(tick)) = (next_at, tick) {
+                            if Instant::now() >= t {
+                                next_at = Some(t + tick);
+                                if self.options.walk.is_none() {
+                                    self.advance(None);
+                                }
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A channel for kiosk events.
+pub fn channel() -> (Sender<Event>, Receiver<Event>) {
+    mpsc::channel()
+}

@@ -1,0 +1,18 @@
+//! The on-device part: an exported generator in ONNX Runtime, shown through embedded-graphics on
+//! a Linux framebuffer, SPI panel, PNG file or terminal, as a kiosk. No candle here.
+
+pub mod display;
+pub mod error;
+pub mod framebuffer;
+pub mod http;
+pub mod kiosk;
+pub mod latent;
+pub mod model;
+pub mod png_sink;
+pub mod render;
+pub mod screen;
+#[cfg(feature = "spi")]
+pub mod spi;
+pub mod terminal;
+
+pub use error::{EdgeError, Result};

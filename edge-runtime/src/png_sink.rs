@@ -1,0 +1,63 @@
+//! A PNG file as the display: every frame to its own numbered file, or the latest frame to one
+//! path (replaced atomically, so a viewer never reads half a frame).
+
+use std::path::{Path, PathBuf};
+
+use embedded_graphics::pixelcolor::{Rgb888, RgbColor};
+use embedded_graphics::prelude::*;
+use image::RgbImage;
+
+use crate::error::{EdgeError, Result};
+
+pub struct PngSink {
+    /// A path, or a pattern with `{n}` for the frame number.
+    path: String,
+    frame: u64,
+    image: RgbImage,
+}
+
+impl PngSink {
+    pub fn new(path: &str, size: Size) -> Self {
+        Self { path: path.to_string(), frame: 0, image: RgbImage::new(size.width, size.height) }
+    }
+
+    fn target(&self) -> PathBuf {
+        PathBuf::from(self.path.replace("{n}", &format!("{:06}", self.frame)))
+    }
+
+    pub fn present(&mut self) -> Result<()> {
+        let path = self.target();
+        let bytes = gan_grid::png_bytes(&self.image)?;
+        write(&path, &bytes)?;
+        self.frame += 1;
+        Ok(())
+    }
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    gan_grid::atomic::atomic_write(path, bytes).map_err(|e| EdgeError::Display {
+        target: path.display().to_string(),
+        message: format!("cannot write PNG: {e}"),
+    })
+}
+
+impl OriginDimensions for PngSink {
+    fn size(&self) -> Size {
+        Size::new(self.image.width(), self.image.height())
+    }
+}
+
+impl DrawTarget for PngSink {
+    type Color = Rgb888;
+    type Error = std::convert::Infallible;
+
+    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(&mut self, pixels: I) -> Result<(), Self::Error> {
+        let (w, h) = self.image.dimensions();
+        for Pixel(p, c) in pixels {
+            if p.x >= 0 && p.y >= 0 && (p.x as u32) < w && (p.y as u32) < h {
+                self.image.put_pixel(p.x as u32, p.y as u32, image::Rgb([c.r(), c.g(), c.b()]));
+            }
+        }
+        Ok(())
+    }
+}
