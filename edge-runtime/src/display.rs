@@ -30,7 +30,10 @@ pub struct DisplayOptions<'a> {
 }
 
 pub fn parse_size(s: &str) -> Result<Size> {
-    let bad = || EdgeError::Display { target: s.into(), message: "size must be WxH, e.g. 320x240 (1..=4096)".into() };
+    let bad = || EdgeError::Display {
+        target: s.into(),
+        message: "size must be WxH, e.g. 320x240 (1..=4096)".into(),
+    };
     let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
     let (w, h): (u32, u32) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
     if !(1..=4096).contains(&w) || !(1..=4096).contains(&h) {
@@ -49,15 +52,20 @@ impl Display {
                 Ok(Display::Framebuffer(match o.fb_geometry {
                     Some(g) => {
                         let size = parse_size(g)?;
-                        let geometry = Geometry::packed(size.width, size.height, PixelFormat::parse(o.fb_format)?);
+                        let geometry = Geometry::packed(
+                            size.width,
+                            size.height,
+                            PixelFormat::parse(o.fb_format)?,
+                        );
                         Framebuffer::open_file(path, geometry)?
                     }
                     None => Framebuffer::open_device(path)?,
                 }))
             }
-            "png" if !arg.is_empty() => {
-                Ok(Display::Png(PngSink::new(arg, parse_size(o.size.unwrap_or("320x240"))?)))
-            }
+            "png" if !arg.is_empty() => Ok(Display::Png(PngSink::new(
+                arg,
+                parse_size(o.size.unwrap_or("320x240"))?,
+            ))),
             "term" => Ok(Display::Terminal(TerminalSink::new(
                 parse_size(o.size.unwrap_or("96x64"))?,
                 std::io::stdout(),
@@ -66,7 +74,9 @@ impl Display {
             "spi" => Ok(Display::Spi(crate::spi::SpiPanel::open(arg)?)),
             _ => Err(EdgeError::Display {
                 target: o.spec.into(),
-                message: "unknown display: use fb:/dev/fbN, png:PATH, term or spi:... (feature spi)".into(),
+                message:
+                    "unknown display: use fb:/dev/fbN, png:PATH, term or spi:... (feature spi)"
+                        .into(),
             }),
         }
     }
@@ -98,7 +108,10 @@ impl DrawTarget for Display {
     type Color = Rgb888;
     type Error = std::convert::Infallible;
 
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(&mut self, pixels: I) -> Result<(), Self::Error> {
+    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
+        &mut self,
+        pixels: I,
+    ) -> Result<(), Self::Error> {
         match self {
             Display::Framebuffer(d) => d.draw_iter(pixels),
             Display::Png(d) => d.draw_iter(pixels),

@@ -47,7 +47,8 @@ impl PixelFormat {
     pub fn encode(self, c: Rgb888, out: &mut [u8]) {
         match self {
             PixelFormat::Rgb565 => {
-                let v = ((c.r() as u16 >> 3) << 11) | ((c.g() as u16 >> 2) << 5) | (c.b() as u16 >> 3);
+                let v =
+                    ((c.r() as u16 >> 3) << 11) | ((c.g() as u16 >> 2) << 5) | (c.b() as u16 >> 3);
                 out[..2].copy_from_slice(&v.to_le_bytes());
             }
             PixelFormat::Xrgb8888 => out[..4].copy_from_slice(&[c.b(), c.g(), c.r(), 0xff]),
@@ -60,7 +61,11 @@ impl PixelFormat {
             PixelFormat::Rgb565 => {
                 let v = u16::from_le_bytes([bytes[0], bytes[1]]);
                 let (r, g, b) = ((v >> 11) as u8, ((v >> 5) & 0x3f) as u8, (v & 0x1f) as u8);
-                Rgb888::new((r << 3) | (r >> 2), (g << 2) | (g >> 4), (b << 3) | (b >> 2))
+                Rgb888::new(
+                    (r << 3) | (r >> 2),
+                    (g << 2) | (g >> 4),
+                    (b << 3) | (b >> 2),
+                )
             }
             PixelFormat::Xrgb8888 => Rgb888::new(bytes[2], bytes[1], bytes[0]),
         }
@@ -78,7 +83,12 @@ pub struct Geometry {
 
 impl Geometry {
     pub fn packed(width: u32, height: u32, format: PixelFormat) -> Self {
-        Self { width, height, line_length: width as usize * format.bytes_per_pixel(), format }
+        Self {
+            width,
+            height,
+            line_length: width as usize * format.bytes_per_pixel(),
+            format,
+        }
     }
 
     pub fn byte_len(&self) -> usize {
@@ -140,13 +150,24 @@ const FBIOGET_FSCREENINFO: libc::c_ulong = 0x4602;
 
 /// Reads geometry and pixel layout of an fbdev device.
 fn query(file: &File, path: &Path) -> Result<Geometry> {
-    let err = |message: String| EdgeError::Display { target: path.display().to_string(), message };
+    let err = |message: String| EdgeError::Display {
+        target: path.display().to_string(),
+        message,
+    };
     let mut var = VarScreeninfo::default();
     let mut fix = FixScreeninfo::default();
     // SAFETY: both ioctls fill a struct of exactly the kernel's layout, which we own.
     let ok = unsafe {
-        libc::ioctl(file.as_raw_fd(), FBIOGET_VSCREENINFO as _, &mut var as *mut VarScreeninfo) == 0
-            && libc::ioctl(file.as_raw_fd(), FBIOGET_FSCREENINFO as _, &mut fix as *mut FixScreeninfo) == 0
+        libc::ioctl(
+            file.as_raw_fd(),
+            FBIOGET_VSCREENINFO as _,
+            &mut var as *mut VarScreeninfo,
+        ) == 0
+            && libc::ioctl(
+                file.as_raw_fd(),
+                FBIOGET_FSCREENINFO as _,
+                &mut fix as *mut FixScreeninfo,
+            ) == 0
     };
     if !ok {
         return Err(err(format!(
@@ -154,7 +175,12 @@ fn query(file: &File, path: &Path) -> Result<Geometry> {
             std::io::Error::last_os_error()
         )));
     }
-    let format = match (var.bits_per_pixel, var.red.offset, var.green.offset, var.blue.offset) {
+    let format = match (
+        var.bits_per_pixel,
+        var.red.offset,
+        var.green.offset,
+        var.blue.offset,
+    ) {
         (16, 11, 5, 0) => PixelFormat::Rgb565,
         (32, 16, 8, 0) => PixelFormat::Xrgb8888,
         (bpp, r, g, b) => {
@@ -164,7 +190,12 @@ fn query(file: &File, path: &Path) -> Result<Geometry> {
             )))
         }
     };
-    Ok(Geometry { width: var.xres, height: var.yres, line_length: fix.line_length as usize, format })
+    Ok(Geometry {
+        width: var.xres,
+        height: var.yres,
+        line_length: fix.line_length as usize,
+        format,
+    })
 }
 
 pub struct Framebuffer {
@@ -179,16 +210,33 @@ impl Framebuffer {
     pub fn open_device(path: &Path) -> Result<Self> {
         let file = open(path)?;
         let geometry = query(&file, path)?;
-        Ok(Self { path: path.to_path_buf(), back: vec![0; geometry.byte_len()], geometry, file: Some(file) })
+        Ok(Self {
+            path: path.to_path_buf(),
+            back: vec![0; geometry.byte_len()],
+            geometry,
+            file: Some(file),
+        })
     }
 
     /// A plain file (or a device whose geometry you know) with an explicit geometry; the file is
     /// created and sized if needed.
     pub fn open_file(path: &Path, geometry: Geometry) -> Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(|e| {
-            EdgeError::Display { target: path.display().to_string(), message: format!("cannot open: {e}") }
-        })?;
-        Ok(Self { path: path.to_path_buf(), back: vec![0; geometry.byte_len()], geometry, file: Some(file) })
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| EdgeError::Display {
+                target: path.display().to_string(),
+                message: format!("cannot open: {e}"),
+            })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            back: vec![0; geometry.byte_len()],
+            geometry,
+            file: Some(file),
+        })
     }
 
     pub fn geometry(&self) -> Geometry {
@@ -198,11 +246,18 @@ impl Framebuffer {
     /// Writes the back buffer to the device. On failure the handle is dropped and reopened on
     /// the next call, so a display that goes away and comes back recovers.
     pub fn present(&mut self) -> Result<()> {
-        let err = |message: String| EdgeError::Display { target: self.path.display().to_string(), message };
+        let err = |message: String| EdgeError::Display {
+            target: self.path.display().to_string(),
+            message,
+        };
         if self.file.is_none() {
             self.file = Some(open(&self.path)?);
         }
-        let result = self.file.as_ref().expect("opened above").write_all_at(&self.back, 0);
+        let result = self
+            .file
+            .as_ref()
+            .expect("opened above")
+            .write_all_at(&self.back, 0);
         result.map_err(|e| {
             self.file = None;
             err(format!("write failed: {e}"))
@@ -211,10 +266,14 @@ impl Framebuffer {
 }
 
 fn open(path: &Path) -> Result<File> {
-    OpenOptions::new().read(true).write(true).open(path).map_err(|e| EdgeError::Display {
-        target: path.display().to_string(),
-        message: format!("cannot open: {e}"),
-    })
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| EdgeError::Display {
+            target: path.display().to_string(),
+            message: format!("cannot open: {e}"),
+        })
 }
 
 impl OriginDimensions for Framebuffer {
@@ -227,7 +286,10 @@ impl DrawTarget for Framebuffer {
     type Color = Rgb888;
     type Error = std::convert::Infallible;
 
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(&mut self, pixels: I) -> Result<(), Self::Error> {
+    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
+        &mut self,
+        pixels: I,
+    ) -> Result<(), Self::Error> {
         let g = self.geometry;
         let bpp = g.format.bytes_per_pixel();
         for Pixel(p, c) in pixels {
@@ -248,17 +310,34 @@ mod tests {
     fn pixel_formats_round_trip() {
         for f in [PixelFormat::Rgb565, PixelFormat::Xrgb8888] {
             let mut b = [0u8; 4];
-            for c in [Rgb888::WHITE, Rgb888::BLACK, Rgb888::RED, Rgb888::new(0x12, 0x80, 0xf0)] {
+            for c in [
+                Rgb888::WHITE,
+                Rgb888::BLACK,
+                Rgb888::RED,
+                Rgb888::new(0x12, 0x80, 0xf0),
+            ] {
                 f.encode(c, &mut b);
                 let d = f.decode(&b);
                 let tol = if f == PixelFormat::Rgb565 { 8 } else { 0 };
-                assert!((d.r() as i32 - c.r() as i32).abs() <= tol && (d.g() as i32 - c.g() as i32).abs() <= tol && (d.b() as i32 - c.b() as i32).abs() <= tol, "{f:?} {c:?} {d:?}");
+                assert!(
+                    (d.r() as i32 - c.r() as i32).abs() <= tol
+                        && (d.g() as i32 - c.g() as i32).abs() <= tol
+                        && (d.b() as i32 - c.b() as i32).abs() <= tol,
+                    "{f:?} {c:?} {d:?}"
+                );
             }
         }
         let mut b = [0u8; 2];
         PixelFormat::Rgb565.encode(Rgb888::RED, &mut b);
         assert_eq!(u16::from_le_bytes(b), 0xf800);
         assert_eq!(std::mem::size_of::<VarScreeninfo>(), 160);
-        assert_eq!(std::mem::size_of::<FixScreeninfo>(), if cfg!(target_pointer_width = "64") { 80 } else { 68 });
+        assert_eq!(
+            std::mem::size_of::<FixScreeninfo>(),
+            if cfg!(target_pointer_width = "64") {
+                80
+            } else {
+                68
+            }
+        );
     }
 }

@@ -29,8 +29,15 @@ pub fn parse_query(query: &str) -> Result<ImageQuery, String> {
         return Ok(q);
     }
     for pair in query.split('&') {
-        let (key, value) = pair.split_once('=').ok_or_else(|| format!("`{}` is not key=value", clip(pair)))?;
-        if value.is_empty() || value.len() > MAX_VALUE_LEN || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("`{}` is not key=value", clip(pair)))?;
+        if value.is_empty()
+            || value.len() > MAX_VALUE_LEN
+            || !value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Err(format!("bad value for `{}`", clip(key)));
         }
         let dup = || format!("`{key}` given twice");
@@ -41,13 +48,19 @@ pub fn parse_query(query: &str) -> Result<ImageQuery, String> {
                 }
             }
             "seed" => {
-                let seed = value.parse().map_err(|_| "seed must be an unsigned 64-bit integer".to_string())?;
+                let seed = value
+                    .parse()
+                    .map_err(|_| "seed must be an unsigned 64-bit integer".to_string())?;
                 if q.seed.replace(seed).is_some() {
                     return Err(dup());
                 }
             }
             "count" => {
-                let count = value.parse().ok().filter(|c| (1..=MAX_COUNT).contains(c)).ok_or_else(|| format!("count must be 1..={MAX_COUNT}"))?;
+                let count = value
+                    .parse()
+                    .ok()
+                    .filter(|c| (1..=MAX_COUNT).contains(c))
+                    .ok_or_else(|| format!("count must be 1..={MAX_COUNT}"))?;
                 if q.count.replace(count).is_some() {
                     return Err(dup());
                 }
@@ -63,7 +76,9 @@ fn clip(s: &str) -> String {
 }
 
 fn text(status: u16, body: &str) -> Response<std::io::Cursor<Vec<u8>>> {
-    Response::from_string(body).with_status_code(status).with_header(header("Content-Type", "text/plain; charset=utf-8"))
+    Response::from_string(body)
+        .with_status_code(status)
+        .with_header(header("Content-Type", "text/plain; charset=utf-8"))
 }
 
 fn header(k: &str, v: &str) -> Header {
@@ -77,11 +92,18 @@ const PAGE: &str = r#"<!doctype html><html><head><meta charset="utf-8"><title>ga
 <p><small>{attribution}</small></p></body></html>"#;
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Answers one request.
-fn handle(request: &Request, generator: &Mutex<Generator>, events: &Sender<Event>) -> Response<std::io::Cursor<Vec<u8>>> {
+fn handle(
+    request: &Request,
+    generator: &Mutex<Generator>,
+    events: &Sender<Event>,
+) -> Response<std::io::Cursor<Vec<u8>>> {
     let url = request.url().to_string();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let query = match parse_query(query) {
@@ -92,25 +114,42 @@ fn handle(request: &Request, generator: &Mutex<Generator>, events: &Sender<Event
         Ok(g) => g,
         Err(_) => return text(500, "generator unavailable"),
     };
-    let label = match query.label.as_deref().map(|l| g.info.class_index(l)).transpose() {
+    let label = match query
+        .label
+        .as_deref()
+        .map(|l| g.info.class_index(l))
+        .transpose()
+    {
         Ok(l) => l,
         Err(e) => return text(400, &e.to_string()),
     };
     match (request.method(), path) {
         (Method::Get, "/") => {
-            let links: String = g.info.class_names.iter().enumerate().map(|(i, n)| format!("<a href=\"/?label={i}\">{}</a> ", escape(n))).collect();
+            let links: String = g
+                .info
+                .class_names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| format!("<a href=\"/?label={i}\">{}</a> ", escape(n)))
+                .collect();
             let page = PAGE
                 .replace("{name}", &escape(&g.info.name))
                 .replace("{seed}", &rand::random::<u32>().to_string())
-                .replace("{label}", &label.map(|l| format!("&label={l}")).unwrap_or_default())
+                .replace(
+                    "{label}",
+                    &label.map(|l| format!("&label={l}")).unwrap_or_default(),
+                )
                 .replace("{links}", &links)
                 .replace("{attribution}", &escape(&g.info.attribution));
-            Response::from_string(page).with_header(header("Content-Type", "text/html; charset=utf-8"))
+            Response::from_string(page)
+                .with_header(header("Content-Type", "text/html; charset=utf-8"))
         }
         (Method::Get, "/image.png") => {
             let seed = query.seed.unwrap_or_else(rand::random);
             match render::grid_png(&mut g, query.count.unwrap_or(1), label, seed, 8) {
-                Ok(png) => Response::from_data(png).with_header(header("Content-Type", "image/png")),
+                Ok(png) => {
+                    Response::from_data(png).with_header(header("Content-Type", "image/png"))
+                }
                 Err(e) => text(500, &e.to_string()),
             }
         }
@@ -144,8 +183,21 @@ mod tests {
     fn queries_are_strict_and_bounded() {
         assert_eq!(parse_query("").unwrap(), ImageQuery::default());
         let q = parse_query("label=7&seed=42&count=4").unwrap();
-        assert_eq!((q.label.as_deref(), q.seed, q.count), (Some("7"), Some(42), Some(4)));
-        for bad in ["seed=-1", "seed=abc", "count=0", "count=65", "label=7&label=8", "x=1", "label", "label=<script>", "seed=99999999999999999999999"] {
+        assert_eq!(
+            (q.label.as_deref(), q.seed, q.count),
+            (Some("7"), Some(42), Some(4))
+        );
+        for bad in [
+            "seed=-1",
+            "seed=abc",
+            "count=0",
+            "count=65",
+            "label=7&label=8",
+            "x=1",
+            "label",
+            "label=<script>",
+            "seed=99999999999999999999999",
+        ] {
             assert!(parse_query(bad).is_err(), "{bad} accepted");
         }
     }

@@ -17,7 +17,9 @@ use crate::screen::{self, Picture};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A new image (with this class, if given).
-    Next { label: Option<usize> },
+    Next {
+        label: Option<usize>,
+    },
     Quit,
 }
 
@@ -79,7 +81,17 @@ pub struct Kiosk {
 impl Kiosk {
     pub fn new(generator: Arc<Mutex<Generator>>, display: Display, options: KioskOptions) -> Self {
         let seed = options.seed;
-        Self { generator, display, options, seed, label: None, fixed_label: None, walk: None, frames_shown: 0, display_errors: 0 }
+        Self {
+            generator,
+            display,
+            options,
+            seed,
+            label: None,
+            fixed_label: None,
+            walk: None,
+            frames_shown: 0,
+            display_errors: 0,
+        }
     }
 
     fn advance(&mut self, label: Option<usize>) {
@@ -93,14 +105,22 @@ impl Kiosk {
     /// Latent and label of the current frame.
     fn current(&mut self, g: &Generator) -> (Vec<f32>, Option<usize>) {
         let classes = g.info.num_classes();
-        let label = (classes > 0).then(|| self.fixed_label.unwrap_or((self.seed % classes as u64) as usize));
+        let label = (classes > 0).then(|| {
+            self.fixed_label
+                .unwrap_or((self.seed % classes as u64) as usize)
+        });
         self.label = label;
         let dim = g.info.latent_dim;
         match self.options.walk {
             None => (sample(self.seed, 1, dim), label),
             Some((_, steps)) => {
                 let seed = self.seed;
-                let w = self.walk.get_or_insert_with(|| Walk { a: sample(seed, 1, dim), b: sample(seed.wrapping_add(1), 1, dim), step: 0, steps: steps.max(1) });
+                let w = self.walk.get_or_insert_with(|| Walk {
+                    a: sample(seed, 1, dim),
+                    b: sample(seed.wrapping_add(1), 1, dim),
+                    step: 0,
+                    steps: steps.max(1),
+                });
                 let z = slerp(&w.a, &w.b, w.step as f32 / w.steps as f32);
                 w.step += 1;
                 if w.step > w.steps {
@@ -117,7 +137,9 @@ impl Kiosk {
     /// Generates and shows one frame; returns the generation time.
     pub fn show(&mut self) -> Result<Duration> {
         let generator = Arc::clone(&self.generator);
-        let mut g = generator.lock().map_err(|_| crate::error::EdgeError::Runtime("generator lock poisoned".into()))?;
+        let mut g = generator
+            .lock()
+            .map_err(|_| crate::error::EdgeError::Runtime("generator lock poisoned".into()))?;
         let (z, label) = self.current(&g);
         let labels: Vec<i64> = label.map(|l| vec![l as i64]).unwrap_or_default();
         let started = Instant::now();
@@ -125,11 +147,30 @@ impl Kiosk {
         let took = started.elapsed();
         let info = &g.info;
         let caption = match label {
-            Some(l) => format!("{} {}  seed {}", if info.dataset == "mnist" { "digit" } else { "class" }, info.class_names[l], self.seed),
+            Some(l) => format!(
+                "{} {}  seed {}",
+                if info.dataset == "mnist" {
+                    "digit"
+                } else {
+                    "class"
+                },
+                info.class_names[l],
+                self.seed
+            ),
             None => format!("seed {}", self.seed),
         };
-        let status = format!("{} | {:.1} ms | #{}", info.name, took.as_secs_f64() * 1e3, self.frames_shown + 1);
-        let picture = Picture { data: &image, channels: info.channels, height: info.height, width: info.width };
+        let status = format!(
+            "{} | {:.1} ms | #{}",
+            info.name,
+            took.as_secs_f64() * 1e3,
+            self.frames_shown + 1
+        );
+        let picture = Picture {
+            data: &image,
+            channels: info.channels,
+            height: info.height,
+            width: info.width,
+        };
         let _ = screen::draw(&mut self.display, &picture, &caption, &status);
         drop(g);
         match self.display.present() {
@@ -154,7 +195,11 @@ impl Kiosk {
             if let Err(e) = self.show() {
                 tracing::warn!("frame failed: {e}");
             }
-            if self.options.frames.is_some_and(|n| self.frames_shown + self.display_errors >= n) {
+            if self
+                .options
+                .frames
+                .is_some_and(|n| self.frames_shown + self.display_errors >= n)
+            {
                 return Ok(());
             }
             // Wait for an event or the next tick, waking every 100 ms to notice signals.
@@ -163,7 +208,10 @@ impl Kiosk {
                     tracing::info!("signal received, exiting");
                     return Ok(());
                 }
-                let wait = next_at.map_or(Duration::from_millis(100), |t| t.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)));
+                let wait = next_at.map_or(Duration::from_millis(100), |t| {
+                    t.saturating_duration_since(Instant::now())
+                        .min(Duration::from_millis(100))
+                });
                 let event = match events.recv_timeout(wait) {
                     Ok(event) => Some(event),
                     Err(RecvTimeoutError::Timeout) => None,

@@ -7,7 +7,9 @@ use rand_distr::{Distribution, StandardNormal};
 /// `count` latents of size `dim`; latent i is the same for a given seed whatever `count` is.
 pub fn sample(seed: u64, count: usize, dim: usize) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..count * dim).map(|_| StandardNormal.sample(&mut rng)).collect()
+    (0..count * dim)
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect()
 }
 
 /// Spherical interpolation: stays on the shell where Gaussian latents live (a straight line
@@ -21,7 +23,10 @@ pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
     if omega.abs() < 1e-4 {
         return a.iter().zip(b).map(|(x, y)| x + t * (y - x)).collect();
     }
-    let (s0, s1) = (((1.0 - t) * omega).sin() / omega.sin(), (t * omega).sin() / omega.sin());
+    let (s0, s1) = (
+        ((1.0 - t) * omega).sin() / omega.sin(),
+        (t * omega).sin() / omega.sin(),
+    );
     a.iter().zip(b).map(|(x, y)| s0 * x + s1 * y).collect()
 }
 

@@ -43,7 +43,12 @@ impl ModelInfo {
         self.class_names
             .iter()
             .position(|n| n == label)
-            .or_else(|| label.parse::<usize>().ok().filter(|&i| i < self.num_classes()))
+            .or_else(|| {
+                label
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&i| i < self.num_classes())
+            })
             .ok_or_else(|| {
                 EdgeError::Request(format!(
                     "unknown label `{label}`: this model knows {}",
@@ -68,9 +73,8 @@ impl Generator {
         };
         let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read model: {e}")))?;
         let rt = gan_ort::init(ort_lib)?;
-        let threads = threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        });
+        let threads =
+            threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let session = Session::builder(&rt.environment)
             .map_err(|e| bad(e.to_string()))?
             .with_intra_threads(threads)
@@ -79,7 +83,11 @@ impl Generator {
             .map_err(|e| bad(format!("not a loadable ONNX model: {e}")))?;
         let info = read_info(&session).map_err(bad)?;
         let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
-        let expected: &[&str] = if info.num_classes() > 0 { &["z", "label"] } else { &["z"] };
+        let expected: &[&str] = if info.num_classes() > 0 {
+            &["z", "label"]
+        } else {
+            &["z"]
+        };
         if inputs != expected {
             return Err(bad(format!(
                 "inputs are {inputs:?}, the contract needs {expected:?} for a model with {} classes",
@@ -108,7 +116,11 @@ impl Generator {
         let runtime = |e: ort::Error| EdgeError::Runtime(e.to_string());
         let z_in = TensorRef::from_array_view(([n, latent], z)).map_err(runtime)?;
         let outputs = if self.info.num_classes() > 0 {
-            if labels.len() != n || labels.iter().any(|&l| l < 0 || l as usize >= self.info.num_classes()) {
+            if labels.len() != n
+                || labels
+                    .iter()
+                    .any(|&l| l < 0 || l as usize >= self.info.num_classes())
+            {
                 return Err(EdgeError::Request(format!(
                     "need {n} labels in 0..{}",
                     self.info.num_classes()
@@ -120,7 +132,9 @@ impl Generator {
             self.session.run(ort::inputs!["z" => z_in])
         }
         .map_err(runtime)?;
-        let (_, data) = outputs["image"].try_extract_tensor::<f32>().map_err(runtime)?;
+        let (_, data) = outputs["image"]
+            .try_extract_tensor::<f32>()
+            .map_err(runtime)?;
         if data.len() != n * self.info.image_len() {
             return Err(EdgeError::Runtime(format!(
                 "model returned {} values, expected {} for {n} images",
@@ -135,8 +149,9 @@ impl Generator {
 fn read_info(session: &Session) -> std::result::Result<ModelInfo, String> {
     let meta = session.metadata().map_err(|e| e.to_string())?;
     let get = |key: &str| -> std::result::Result<String, String> {
-        meta.custom(key)
-            .ok_or_else(|| format!("metadata lacks `{key}` (not exported by this toolkit's `export`?)"))
+        meta.custom(key).ok_or_else(|| {
+            format!("metadata lacks `{key}` (not exported by this toolkit's `export`?)")
+        })
     };
     let num = |key: &str| -> std::result::Result<usize, String> {
         let v = get(key)?;
@@ -158,7 +173,9 @@ fn read_info(session: &Session) -> std::result::Result<ModelInfo, String> {
     }
     let channels = num("channels")?;
     if channels != 1 && channels != 3 {
-        return Err(format!("{channels} channels: only gray or RGB images can be shown"));
+        return Err(format!(
+            "{channels} channels: only gray or RGB images can be shown"
+        ));
     }
     Ok(ModelInfo {
         name: get("model_name")?,

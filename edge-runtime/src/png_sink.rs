@@ -18,7 +18,11 @@ pub struct PngSink {
 
 impl PngSink {
     pub fn new(path: &str, size: Size) -> Self {
-        Self { path: path.to_string(), frame: 0, image: RgbImage::new(size.width, size.height) }
+        Self {
+            path: path.to_string(),
+            frame: 0,
+            image: RgbImage::new(size.width, size.height),
+        }
     }
 
     fn target(&self) -> PathBuf {
@@ -51,11 +55,15 @@ impl DrawTarget for PngSink {
     type Color = Rgb888;
     type Error = std::convert::Infallible;
 
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(&mut self, pixels: I) -> Result<(), Self::Error> {
+    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
+        &mut self,
+        pixels: I,
+    ) -> Result<(), Self::Error> {
         let (w, h) = self.image.dimensions();
         for Pixel(p, c) in pixels {
             if p.x >= 0 && p.y >= 0 && (p.x as u32) < w && (p.y as u32) < h {
-                self.image.put_pixel(p.x as u32, p.y as u32, image::Rgb([c.r(), c.g(), c.b()]));
+                self.image
+                    .put_pixel(p.x as u32, p.y as u32, image::Rgb([c.r(), c.g(), c.b()]));
             }
         }
         Ok(())

@@ -20,7 +20,9 @@ pub struct Picture<'a> {
 impl Picture<'_> {
     fn color(&self, x: usize, y: usize) -> Rgb888 {
         let plane = self.height * self.width;
-        let c = |k: usize| gan_grid::to_u8(self.data[k.min(self.channels - 1) * plane + y * self.width + x]);
+        let c = |k: usize| {
+            gan_grid::to_u8(self.data[k.min(self.channels - 1) * plane + y * self.width + x])
+        };
         Rgb888::new(c(0), c(1), c(2))
     }
 }
@@ -32,7 +34,9 @@ const STATUS: Rgb888 = Rgb888::new(0x90, 0x90, 0x90);
 pub fn layout(size: Size, picture: (usize, usize), font: &MonoFont) -> (Point, u32) {
     let line = font.character_size.height;
     let area = Size::new(size.width, size.height.saturating_sub(2 * line));
-    let scale = (area.width / picture.1 as u32).min(area.height / picture.0 as u32).max(1);
+    let scale = (area.width / picture.1 as u32)
+        .min(area.height / picture.0 as u32)
+        .max(1);
     let (w, h) = (picture.1 as u32 * scale, picture.0 as u32 * scale);
     let x = (size.width.saturating_sub(w) / 2) as i32;
     let y = line as i32 + (area.height.saturating_sub(h) / 2) as i32;
@@ -48,7 +52,12 @@ fn font_for(size: Size) -> &'static MonoFont<'static> {
 }
 
 /// Clears the display and draws caption, picture and status.
-pub fn draw<D>(target: &mut D, picture: &Picture, caption: &str, status: &str) -> Result<(), D::Error>
+pub fn draw<D>(
+    target: &mut D,
+    picture: &Picture,
+    caption: &str,
+    status: &str,
+) -> Result<(), D::Error>
 where
     D: DrawTarget<Color = Rgb888> + OriginDimensions,
 {
@@ -56,17 +65,35 @@ where
     let font = font_for(size);
     target.clear(Rgb888::BLACK)?;
     let (origin, scale) = layout(size, (picture.height, picture.width), font);
-    let area = Rectangle::new(origin, Size::new(picture.width as u32 * scale, picture.height as u32 * scale));
+    let area = Rectangle::new(
+        origin,
+        Size::new(picture.width as u32 * scale, picture.height as u32 * scale),
+    );
     let s = scale as usize;
     let colors = (0..picture.height * s)
         .flat_map(|y| (0..picture.width * s).map(move |x| (x / s, y / s)))
         .map(|(x, y)| picture.color(x, y));
     target.fill_contiguous(&area, colors)?;
-    let centered = TextStyleBuilder::new().alignment(Alignment::Center).baseline(Baseline::Top).build();
+    let centered = TextStyleBuilder::new()
+        .alignment(Alignment::Center)
+        .baseline(Baseline::Top)
+        .build();
     let mid = size.width as i32 / 2;
-    Text::with_text_style(caption, Point::new(mid, 0), MonoTextStyle::new(font, CAPTION), centered).draw(target)?;
+    Text::with_text_style(
+        caption,
+        Point::new(mid, 0),
+        MonoTextStyle::new(font, CAPTION),
+        centered,
+    )
+    .draw(target)?;
     let bottom = size.height as i32 - font.character_size.height as i32;
-    Text::with_text_style(status, Point::new(mid, bottom), MonoTextStyle::new(font, STATUS), centered).draw(target)?;
+    Text::with_text_style(
+        status,
+        Point::new(mid, bottom),
+        MonoTextStyle::new(font, STATUS),
+        centered,
+    )
+    .draw(target)?;
     Ok(())
 }
 
@@ -79,14 +106,25 @@ mod tests {
     fn picture_is_scaled_crisply_and_centred() {
         // A 2×2 picture, left column white, right column black, on a 64×64 display.
         let data = [1.0, -1.0, 1.0, -1.0];
-        let pic = Picture { data: &data, channels: 1, height: 2, width: 2 };
+        let pic = Picture {
+            data: &data,
+            channels: 1,
+            height: 2,
+            width: 2,
+        };
         let mut display: MockDisplay<Rgb888> = MockDisplay::new();
         display.set_allow_overdraw(true);
         draw(&mut display, &pic, "", "").unwrap();
         let (origin, scale) = layout(Size::new(64, 64), (2, 2), &FONT_6X10);
         assert_eq!(scale, 22);
         assert_eq!(display.get_pixel(origin), Some(Rgb888::WHITE));
-        assert_eq!(display.get_pixel(origin + Point::new(21, 43)), Some(Rgb888::WHITE));
-        assert_eq!(display.get_pixel(origin + Point::new(22, 0)), Some(Rgb888::BLACK));
+        assert_eq!(
+            display.get_pixel(origin + Point::new(21, 43)),
+            Some(Rgb888::WHITE)
+        );
+        assert_eq!(
+            display.get_pixel(origin + Point::new(22, 0)),
+            Some(Rgb888::BLACK)
+        );
     }
 }

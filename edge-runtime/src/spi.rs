@@ -33,7 +33,10 @@ pub struct SpiPanel {
 }
 
 fn err(message: impl Into<String>) -> EdgeError {
-    EdgeError::Display { target: "spi".into(), message: message.into() }
+    EdgeError::Display {
+        target: "spi".into(),
+        message: message.into(),
+    }
 }
 
 fn pin(chip: &mut Chip, line: u32, label: &str) -> Result<CdevPin> {
@@ -47,12 +50,27 @@ fn pin(chip: &mut Chip, line: u32, label: &str) -> Result<CdevPin> {
 impl SpiPanel {
     pub fn open(spec: &str) -> Result<Self> {
         let mut parts = spec.split(',');
-        let device = parts.next().filter(|d| !d.is_empty()).unwrap_or("/dev/spidev0.0");
-        let (mut dc, mut rst, mut model, mut size, mut chip, mut hz, mut invert) =
-            (None, None, "st7789", "240x240", "/dev/gpiochip0", 40_000_000u32, true);
+        let device = parts
+            .next()
+            .filter(|d| !d.is_empty())
+            .unwrap_or("/dev/spidev0.0");
+        let (mut dc, mut rst, mut model, mut size, mut chip, mut hz, mut invert) = (
+            None,
+            None,
+            "st7789",
+            "240x240",
+            "/dev/gpiochip0",
+            40_000_000u32,
+            true,
+        );
         for kv in parts {
-            let (k, v) = kv.split_once('=').ok_or_else(|| err(format!("`{kv}` is not key=value")))?;
-            let num = || v.parse::<u32>().map_err(|_| err(format!("`{k}` must be a number")));
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| err(format!("`{kv}` is not key=value")))?;
+            let num = || {
+                v.parse::<u32>()
+                    .map_err(|_| err(format!("`{k}` must be a number")))
+            };
             match k {
                 "dc" => dc = Some(num()?),
                 "rst" => rst = Some(num()?),
@@ -67,34 +85,64 @@ impl SpiPanel {
         let size = parse_size(size)?;
         // mipidsi panics past the controller's 240×320 framebuffer: refuse that here.
         if size.width > 240 || size.height > 320 {
-            return Err(err(format!("{}x{} is larger than the controller's 240x320", size.width, size.height)));
+            return Err(err(format!(
+                "{}x{} is larger than the controller's 240x320",
+                size.width, size.height
+            )));
         }
         let dc = dc.ok_or_else(|| err("dc=GPIO is required"))?;
         let mut spi = SpidevDevice::open(device).map_err(|e| err(format!("{device}: {e}")))?;
         spi.0
-            .configure(&SpidevOptions::new().max_speed_hz(hz).mode(SpiModeFlags::SPI_MODE_0).build())
+            .configure(
+                &SpidevOptions::new()
+                    .max_speed_hz(hz)
+                    .mode(SpiModeFlags::SPI_MODE_0)
+                    .build(),
+            )
             .map_err(|e| err(format!("{device}: {e}")))?;
         let mut gpio = Chip::new(chip).map_err(|e| err(format!("{chip}: {e}")))?;
         let dc = pin(&mut gpio, dc, "dc")?;
         // The interface borrows its transfer buffer for the life of the process.
         let buffer: &'static mut [u8] = Box::leak(vec![0u8; 4096].into_boxed_slice());
         let di = SpiInterface::new(spi, dc, buffer);
-        let inversion = if invert { ColorInversion::Inverted } else { ColorInversion::Normal };
+        let inversion = if invert {
+            ColorInversion::Inverted
+        } else {
+            ColorInversion::Normal
+        };
         let (w, h) = (size.width as u16, size.height as u16);
         let mut delay = Delay;
         let rst = rst.map(|r| pin(&mut gpio, r, "rst")).transpose()?;
         let init = |e: String| err(format!("panel init failed: {e}"));
         let panel = match (model, rst) {
             ("st7789", Some(rst)) => Panel::St7789(
-                Builder::new(ST7789, di).display_size(w, h).invert_colors(inversion).reset_pin(rst).init(&mut delay).map_err(|e| init(format!("{e:?}")))?,
+                Builder::new(ST7789, di)
+                    .display_size(w, h)
+                    .invert_colors(inversion)
+                    .reset_pin(rst)
+                    .init(&mut delay)
+                    .map_err(|e| init(format!("{e:?}")))?,
             ),
             ("ili9341", Some(rst)) => Panel::Ili9341(
-                Builder::new(ILI9341Rgb565, di).display_size(w, h).invert_colors(inversion).reset_pin(rst).init(&mut delay).map_err(|e| init(format!("{e:?}")))?,
+                Builder::new(ILI9341Rgb565, di)
+                    .display_size(w, h)
+                    .invert_colors(inversion)
+                    .reset_pin(rst)
+                    .init(&mut delay)
+                    .map_err(|e| init(format!("{e:?}")))?,
             ),
             (_, None) => return Err(err("rst=GPIO is required")),
-            (other, _) => return Err(err(format!("unknown panel model `{other}` (st7789, ili9341)"))),
+            (other, _) => {
+                return Err(err(format!(
+                    "unknown panel model `{other}` (st7789, ili9341)"
+                )))
+            }
         };
-        Ok(Self { panel, size, back: vec![Rgb888::BLACK; (size.width * size.height) as usize] })
+        Ok(Self {
+            panel,
+            size,
+            back: vec![Rgb888::BLACK; (size.width * size.height) as usize],
+        })
     }
 
     /// Sends the whole frame to the panel.
@@ -102,8 +150,12 @@ impl SpiPanel {
         let area = Rectangle::new(Point::zero(), self.size);
         let colors = self.back.iter().map(|&c| Rgb565::from(c));
         match &mut self.panel {
-            Panel::St7789(d) => d.fill_contiguous(&area, colors).map_err(|e| err(format!("{e:?}"))),
-            Panel::Ili9341(d) => d.fill_contiguous(&area, colors).map_err(|e| err(format!("{e:?}"))),
+            Panel::St7789(d) => d
+                .fill_contiguous(&area, colors)
+                .map_err(|e| err(format!("{e:?}"))),
+            Panel::Ili9341(d) => d
+                .fill_contiguous(&area, colors)
+                .map_err(|e| err(format!("{e:?}"))),
         }
     }
 }
@@ -118,9 +170,16 @@ impl DrawTarget for SpiPanel {
     type Color = Rgb888;
     type Error = std::convert::Infallible;
 
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(&mut self, pixels: I) -> Result<(), Self::Error> {
+    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
+        &mut self,
+        pixels: I,
+    ) -> Result<(), Self::Error> {
         for Pixel(p, c) in pixels {
-            if p.x >= 0 && p.y >= 0 && (p.x as u32) < self.size.width && (p.y as u32) < self.size.height {
+            if p.x >= 0
+                && p.y >= 0
+                && (p.x as u32) < self.size.width
+                && (p.y as u32) < self.size.height
+            {
                 self.back[(p.y as u32 * self.size.width + p.x as u32) as usize] = c;
             }
         }

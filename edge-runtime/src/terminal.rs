@@ -18,7 +18,11 @@ impl<W: Write> TerminalSink<W> {
     /// `size` in pixels; the terminal needs width columns and height/2 rows.
     pub fn new(size: Size, out: W) -> Self {
         let height = size.height.div_ceil(2) * 2;
-        Self { size: Size::new(size.width, height), pixels: vec![Rgb888::BLACK; (size.width * height) as usize], out }
+        Self {
+            size: Size::new(size.width, height),
+            pixels: vec![Rgb888::BLACK; (size.width * height) as usize],
+            out,
+        }
     }
 
     /// The escape codes of one frame (cursor home, then rows of half blocks).
@@ -30,7 +34,12 @@ impl<W: Write> TerminalSink<W> {
             for (t, b) in top.iter().zip(bottom) {
                 s.push_str(&format!(
                     "\x1b[38;2;{};{};{}m\x1b[48;2;{};{};{}m\u{2580}",
-                    t.r(), t.g(), t.b(), b.r(), b.g(), b.b()
+                    t.r(),
+                    t.g(),
+                    t.b(),
+                    b.r(),
+                    b.g(),
+                    b.b()
                 ));
             }
             s.push_str("\x1b[0m\r\n");
@@ -43,7 +52,10 @@ impl<W: Write> TerminalSink<W> {
         self.out
             .write_all(frame.as_bytes())
             .and_then(|_| self.out.flush())
-            .map_err(|e| EdgeError::Display { target: "terminal".into(), message: e.to_string() })
+            .map_err(|e| EdgeError::Display {
+                target: "terminal".into(),
+                message: e.to_string(),
+            })
     }
 }
 
@@ -57,9 +69,16 @@ impl<W: Write> DrawTarget for TerminalSink<W> {
     type Color = Rgb888;
     type Error = std::convert::Infallible;
 
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(&mut self, pixels: I) -> Result<(), Self::Error> {
+    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
+        &mut self,
+        pixels: I,
+    ) -> Result<(), Self::Error> {
         for Pixel(p, c) in pixels {
-            if p.x >= 0 && p.y >= 0 && (p.x as u32) < self.size.width && (p.y as u32) < self.size.height {
+            if p.x >= 0
+                && p.y >= 0
+                && (p.x as u32) < self.size.width
+                && (p.y as u32) < self.size.height
+            {
                 self.pixels[(p.y as u32 * self.size.width + p.x as u32) as usize] = c;
             }
         }
