@@ -29,6 +29,12 @@ pub struct DisplayOptions<'a> {
     pub size: Option<&'a str>,
 }
 
+/// The (x, y) of a point inside `size`, or None: sinks clip every pixel with this.
+pub fn inside(p: Point, size: Size) -> Option<(usize, usize)> {
+    (p.x >= 0 && p.y >= 0 && (p.x as u32) < size.width && (p.y as u32) < size.height)
+        .then_some((p.x as usize, p.y as usize))
+}
+
 pub fn parse_size(s: &str) -> Result<Size> {
     let bad = || EdgeError::Display {
         target: s.into(),

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use embedded_graphics::pixelcolor::{Rgb888, RgbColor};
 use embedded_graphics::prelude::*;
 
+use crate::display::inside;
 use crate::error::{EdgeError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -292,9 +293,10 @@ impl DrawTarget for Framebuffer {
     ) -> Result<(), Self::Error> {
         let g = self.geometry;
         let bpp = g.format.bytes_per_pixel();
+        let size = self.size();
         for Pixel(p, c) in pixels {
-            if p.x >= 0 && p.y >= 0 && (p.x as u32) < g.width && (p.y as u32) < g.height {
-                let at = p.y as usize * g.line_length + p.x as usize * bpp;
+            if let Some((x, y)) = inside(p, size) {
+                let at = y * g.line_length + x * bpp;
                 g.format.encode(c, &mut self.back[at..at + bpp]);
             }
         }

@@ -7,6 +7,7 @@ use embedded_graphics::pixelcolor::{Rgb888, RgbColor};
 use embedded_graphics::prelude::*;
 use image::RgbImage;
 
+use crate::display::inside;
 use crate::error::{EdgeError, Result};
 
 pub struct PngSink {
@@ -59,11 +60,11 @@ impl DrawTarget for PngSink {
         &mut self,
         pixels: I,
     ) -> Result<(), Self::Error> {
-        let (w, h) = self.image.dimensions();
+        let size = self.size();
         for Pixel(p, c) in pixels {
-            if p.x >= 0 && p.y >= 0 && (p.x as u32) < w && (p.y as u32) < h {
+            if let Some((x, y)) = inside(p, size) {
                 self.image
-                    .put_pixel(p.x as u32, p.y as u32, image::Rgb([c.r(), c.g(), c.b()]));
+                    .put_pixel(x as u32, y as u32, image::Rgb([c.r(), c.g(), c.b()]));
             }
         }
         Ok(())

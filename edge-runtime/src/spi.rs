@@ -16,7 +16,7 @@ use mipidsi::models::{ILI9341Rgb565, ST7789};
 use mipidsi::options::ColorInversion;
 use mipidsi::Builder;
 
-use crate::display::parse_size;
+use crate::display::{inside, parse_size};
 use crate::error::{EdgeError, Result};
 
 type Interface = SpiInterface<'static, SpidevDevice, CdevPin>;
@@ -175,12 +175,8 @@ impl DrawTarget for SpiPanel {
         pixels: I,
     ) -> Result<(), Self::Error> {
         for Pixel(p, c) in pixels {
-            if p.x >= 0
-                && p.y >= 0
-                && (p.x as u32) < self.size.width
-                && (p.y as u32) < self.size.height
-            {
-                self.back[(p.y as u32 * self.size.width + p.x as u32) as usize] = c;
+            if let Some((x, y)) = inside(p, self.size) {
+                self.back[y * self.size.width as usize + x] = c;
             }
         }
         Ok(())

@@ -6,6 +6,7 @@ use std::io::Write;
 use embedded_graphics::pixelcolor::{Rgb888, RgbColor};
 use embedded_graphics::prelude::*;
 
+use crate::display::inside;
 use crate::error::{EdgeError, Result};
 
 pub struct TerminalSink<W: Write> {
@@ -74,12 +75,8 @@ impl<W: Write> DrawTarget for TerminalSink<W> {
         pixels: I,
     ) -> Result<(), Self::Error> {
         for Pixel(p, c) in pixels {
-            if p.x >= 0
-                && p.y >= 0
-                && (p.x as u32) < self.size.width
-                && (p.y as u32) < self.size.height
-            {
-                self.pixels[(p.y as u32 * self.size.width + p.x as u32) as usize] = c;
+            if let Some((x, y)) = inside(p, self.size) {
+                self.pixels[y * self.size.width as usize + x] = c;
             }
         }
         Ok(())

@@ -321,13 +321,14 @@ impl SendPtr {
     }
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+/// The f32 data of a contiguous CPU tensor (the fast ops make their inputs contiguous first).
+pub(crate) fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     let CpuStorage::F32(v) = s else {
-        bail!("fast conv supports f32 only")
+        bail!("fast CPU ops support f32 only")
     };
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&v[a..b]),
-        None => bail!("fast conv needs contiguous tensors"),
+        None => bail!("fast CPU ops need contiguous tensors"),
     }
 }
 

@@ -11,6 +11,8 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
+use crate::cpu_conv::slice;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Activation {
     Identity,
@@ -63,14 +65,30 @@ fn ncs(dims: &[usize]) -> Result<(usize, usize, usize)> {
     }
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        bail!("fused ops support f32 only")
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => bail!("fused ops need contiguous tensors"),
-    }
+/// `act(x · scale[c] + shift[c])` over `[N, C, S]`, parallel over samples.
+fn affine_act(
+    x: &[f32],
+    c: usize,
+    s: usize,
+    scale: &[f32],
+    shift: &[f32],
+    act: Activation,
+) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    y.par_chunks_mut(c * s)
+        .zip(x.par_chunks(c * s))
+        .for_each(|(yo, xi)| {
+            for ch in 0..c {
+                let (a, b) = (scale[ch], shift[ch]);
+                for (o, &v) in yo[ch * s..(ch + 1) * s]
+                    .iter_mut()
+                    .zip(&xi[ch * s..(ch + 1) * s])
+                {
+                    *o = act.apply(v * a + b);
+                }
+            }
+        });
+    y
 }
 
 /// Per-channel sums of `f(index)` over N and S, parallel over channels.
@@ -112,20 +130,7 @@ impl CustomOp2 for BiasAct {
         if b.len() != c {
             bail!("bias of {} for {c} channels", b.len());
         }
-        let act = self.0;
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(c * s)
-            .zip(x.par_chunks(c * s))
-            .for_each(|(yo, xi)| {
-                for ch in 0..c {
-                    for (o, &v) in yo[ch * s..(ch + 1) * s]
-                        .iter_mut()
-                        .zip(&xi[ch * s..(ch + 1) * s])
-                    {
-                        *o = act.apply(v + b[ch]);
-                    }
-                }
-            });
+        let y = affine_act(x, c, s, &vec![1.0; c], b, self.0);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -276,21 +281,7 @@ impl CustomOp3 for BnAct {
         let shift: Vec<f32> = (0..c)
             .map(|ch| beta[ch] - (mean[ch] * scale[ch] as f64) as f32)
             .collect();
-        let act = self.act;
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(c * s)
-            .zip(x.par_chunks(c * s))
-            .for_each(|(yo, xi)| {
-                for ch in 0..c {
-                    let (a, b) = (scale[ch], shift[ch]);
-                    for (o, &v) in yo[ch * s..(ch + 1) * s]
-                        .iter_mut()
-                        .zip(&xi[ch * s..(ch + 1) * s])
-                    {
-                        *o = act.apply(v * a + b);
-                    }
-                }
-            });
+        let y = affine_act(x, c, s, &scale, &shift, self.act);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 

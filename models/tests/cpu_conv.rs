@@ -1,30 +1,13 @@
 //! Gradient checks: the fast CPU convolutions against candle's reference ops, on random shapes,
 //! strides and paddings: forward and both gradients within 1e-4 relative error.
 
+mod common;
+
 use candle_core::{Device, Tensor, Var};
+use common::rel_err;
 use gan_models::cpu_conv;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
-    let diff = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let scale = b
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-        .max(1e-6);
-    diff / scale
-}
 
 fn random(rng: &mut ChaCha8Rng, shape: &[usize]) -> Var {
     let n: usize = shape.iter().product();

@@ -1,31 +1,14 @@
 //! The fast CPU path (GEMM convolutions, fused BatchNorm/bias + activation) against candle's
 //! reference ops on whole reference networks: outputs, every gradient and the running statistics.
 
+mod common;
+
 use candle_core::{Device, Tensor};
+use common::rel_err;
 use gan_models::net::ConvBackend;
 use gan_models::{Architecture, DatasetInfo, Discriminator, Generator};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-
-fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
-    let diff = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let scale = b
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-        .max(1e-6);
-    diff / scale
-}
 
 fn info(classes: usize) -> DatasetInfo {
     DatasetInfo {
