@@ -57,25 +57,37 @@ impl Geometry {
         self.c * self.ih * self.iw
     }
 
+    /// The output columns `lo..hi` whose input column `ox·s + kx − p` lies inside the image.
+    fn valid_columns(&self, kx: usize) -> (usize, usize) {
+        let (s, p) = (self.s, self.p);
+        let lo = p.saturating_sub(kx).div_ceil(s).min(self.ow);
+        let hi = if self.iw + p > kx { ((self.iw - 1 + p - kx) / s + 1).min(self.ow) } else { 0 };
+        (lo, hi.max(lo))
+    }
+
     /// Fills `dst[..cols]` with im2col row `r` (channel, ky, kx) of one image.
     fn im2col_row(&self, r: usize, img: &[f32], dst: &mut [f32]) {
         let (c, ky, kx) = (r / (self.k * self.k), (r / self.k) % self.k, r % self.k);
         let plane = &img[c * self.ih * self.iw..(c + 1) * self.ih * self.iw];
+        let (lo, hi) = self.valid_columns(kx);
         for oy in 0..self.oh {
             let out = &mut dst[oy * self.ow..(oy + 1) * self.ow];
             let iy = (oy * self.s + ky) as isize - self.p as isize;
-            if iy < 0 || iy >= self.ih as isize {
+            if iy < 0 || iy >= self.ih as isize || lo == hi {
                 out.fill(0.0);
                 continue;
             }
             let src = &plane[iy as usize * self.iw..(iy as usize + 1) * self.iw];
-            for (ox, o) in out.iter_mut().enumerate() {
-                let ix = (ox * self.s + kx) as isize - self.p as isize;
-                *o = if ix >= 0 && ix < self.iw as isize {
-                    src[ix as usize]
-                } else {
-                    0.0
-                };
+            out[..lo].fill(0.0);
+            out[hi..].fill(0.0);
+            // Branch-free gather of the valid span: input column of ox is ox·s + kx − p.
+            let first = lo * self.s + kx - self.p;
+            if self.s == 1 {
+                out[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
+            } else {
+                for (o, &v) in out[lo..hi].iter_mut().zip(src[first..].iter().step_by(self.s)) {
+                    *o = v;
+                }
             }
         }
     }
@@ -92,17 +104,20 @@ impl Geometry {
         for (r, src) in cols.chunks_exact(self.cols()).enumerate() {
             let (c, ky, kx) = (r / (self.k * self.k), (r / self.k) % self.k, r % self.k);
             let plane = &mut img[c * self.ih * self.iw..(c + 1) * self.ih * self.iw];
+            let (lo, hi) = self.valid_columns(kx);
+            if lo == hi {
+                continue;
+            }
+            let first = lo * self.s + kx - self.p;
             for oy in 0..self.oh {
                 let iy = (oy * self.s + ky) as isize - self.p as isize;
                 if iy < 0 || iy >= self.ih as isize {
                     continue;
                 }
                 let row = &mut plane[iy as usize * self.iw..(iy as usize + 1) * self.iw];
-                for ox in 0..self.ow {
-                    let ix = (ox * self.s + kx) as isize - self.p as isize;
-                    if ix >= 0 && ix < self.iw as isize {
-                        row[ix as usize] += src[oy * self.ow + ox];
-                    }
+                let src = &src[oy * self.ow + lo..oy * self.ow + hi];
+                for (d, &v) in row[first..].iter_mut().step_by(self.s).zip(src) {
+                    *d += v;
                 }
             }
         }

@@ -91,15 +91,15 @@ fn affine_act(
     y
 }
 
-/// Per-channel sums of `f(index)` over N and S, parallel over channels.
-fn channel_sums(n: usize, c: usize, s: usize, f: impl Fn(usize) -> f64 + Sync) -> Vec<f64> {
+/// Per-channel sums of `f(channel, index)` over N and S, parallel over channels.
+fn channel_sums(n: usize, c: usize, s: usize, f: impl Fn(usize, usize) -> f64 + Sync) -> Vec<f64> {
     (0..c)
         .into_par_iter()
         .map(|ch| {
             let mut acc = 0f64;
             for i in 0..n {
                 let base = (i * c + ch) * s;
-                acc += (base..base + s).map(&f).sum::<f64>();
+                acc += (base..base + s).map(|i| f(ch, i)).sum::<f64>();
             }
             acc
         })
@@ -196,7 +196,7 @@ impl CustomOp1 for ChannelSum {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = slice(s, l)?;
         let (n, c, sp) = ncs(l.dims())?;
-        let sums = channel_sums(n, c, sp, |i| x[i] as f64);
+        let sums = channel_sums(n, c, sp, |_, i| x[i] as f64);
         Ok((
             CpuStorage::F32(sums.into_iter().map(|v| v as f32).collect()),
             Shape::from(c),
@@ -228,12 +228,12 @@ struct BnGrad {
 /// Mean and biased variance of each channel, in f64 for stability.
 fn stats(x: &[f32], n: usize, c: usize, s: usize) -> (Vec<f64>, Vec<f64>) {
     let count = (n * s) as f64;
-    let mean: Vec<f64> = channel_sums(n, c, s, |i| x[i] as f64)
+    let mean: Vec<f64> = channel_sums(n, c, s, |_, i| x[i] as f64)
         .into_iter()
         .map(|v| v / count)
         .collect();
-    let var = channel_sums(n, c, s, |i| {
-        let d = x[i] as f64 - mean[(i / s) % c];
+    let var = channel_sums(n, c, s, |ch, i| {
+        let d = x[i] as f64 - mean[ch];
         d * d
     })
     .into_iter()
@@ -322,12 +322,9 @@ impl CustomOp3 for BnGrad {
         let count = (n * s) as f64;
         let (mean, var) = stats(x, n, c, s);
         let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
-        let xhat = |i: usize| {
-            let ch = (i / s) % c;
-            (x[i] as f64 - mean[ch]) * inv_std[ch]
-        };
-        let dbeta = channel_sums(n, c, s, |i| g[i] as f64);
-        let dgamma = channel_sums(n, c, s, |i| g[i] as f64 * xhat(i));
+        let xhat = |ch: usize, i: usize| (x[i] as f64 - mean[ch]) * inv_std[ch];
+        let dbeta = channel_sums(n, c, s, |_, i| g[i] as f64);
+        let dgamma = channel_sums(n, c, s, |ch, i| g[i] as f64 * xhat(ch, i));
         let mut out = vec![0f32; x.len() + 2 * c];
         let (dx, tail) = out.split_at_mut(x.len());
         dx.par_chunks_mut(c * s)
@@ -338,7 +335,7 @@ impl CustomOp3 for BnGrad {
                     for j in 0..s {
                         let i = (sample * c + ch) * s + j;
                         dxs[ch * s + j] =
-                            (k * (count * g[i] as f64 - dbeta[ch] - xhat(i) * dgamma[ch])) as f32;
+                            (k * (count * g[i] as f64 - dbeta[ch] - xhat(ch, i) * dgamma[ch])) as f32;
                     }
                 }
             });
