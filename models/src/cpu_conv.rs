@@ -61,7 +61,11 @@ impl Geometry {
     fn valid_columns(&self, kx: usize) -> (usize, usize) {
         let (s, p) = (self.s, self.p);
         let lo = p.saturating_sub(kx).div_ceil(s).min(self.ow);
-        let hi = if self.iw + p > kx { ((self.iw - 1 + p - kx) / s + 1).min(self.ow) } else { 0 };
+        let hi = if self.iw + p > kx {
+            ((self.iw - 1 + p - kx) / s + 1).min(self.ow)
+        } else {
+            0
+        };
         (lo, hi.max(lo))
     }
 
@@ -85,7 +89,10 @@ impl Geometry {
             if self.s == 1 {
                 out[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
             } else {
-                for (o, &v) in out[lo..hi].iter_mut().zip(src[first..].iter().step_by(self.s)) {
+                for (o, &v) in out[lo..hi]
+                    .iter_mut()
+                    .zip(src[first..].iter().step_by(self.s))
+                {
                     *o = v;
                 }
             }

@@ -334,8 +334,9 @@ impl CustomOp3 for BnGrad {
                     let k = gamma[ch] as f64 * inv_std[ch] / count;
                     for j in 0..s {
                         let i = (sample * c + ch) * s + j;
-                        dxs[ch * s + j] =
-                            (k * (count * g[i] as f64 - dbeta[ch] - xhat(ch, i) * dgamma[ch])) as f32;
+                        dxs[ch * s + j] = (k
+                            * (count * g[i] as f64 - dbeta[ch] - xhat(ch, i) * dgamma[ch]))
+                            as f32;
                     }
                 }
             });
