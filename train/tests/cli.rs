@@ -256,3 +256,44 @@ fn resume_from_another_architecture_leaves_the_checkpoint_intact() {
     resume.push("--resume");
     fails_with(&train(&resume), &["checkpoint.safetensors"]);
 }
+
+#[test]
+fn trains_on_an_image_folder_of_mixed_formats() {
+    let data = tempfile::tempdir().unwrap();
+    for i in 0..4u8 {
+        image::RgbaImage::from_pixel(80, 64, image::Rgba([i * 60, 10, 200, 255]))
+            .save(data.path().join(format!("rgba-{i}.png")))
+            .unwrap();
+        image::GrayImage::from_pixel(64, 64, image::Luma([i * 50]))
+            .save(data.path().join(format!("gray-{i}.png")))
+            .unwrap();
+        image::RgbImage::from_pixel(70, 90, image::Rgb([200, i * 40, 0]))
+            .save(data.path().join(format!("rgb-{i}.jpg")))
+            .unwrap();
+    }
+    let out = tempfile::tempdir().unwrap();
+    let o = train(&[
+        "--dataset",
+        "folder",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--quiet",
+        "--attribution",
+        "test swatches, CC0",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // 12 images / batch 4 = 3 steps; an 8×8 grid of 64×64 samples.
+    let grid = image::open(out.path().join("samples/epoch-001.png")).unwrap();
+    assert_eq!((grid.width(), grid.height()), (8 * 66 + 2, 8 * 66 + 2));
+    let json = fs::read_to_string(out.path().join("checkpoint.json")).unwrap();
+    assert!(
+        json.contains("\"step\": 3") && json.contains("test swatches, CC0"),
+        "{json}"
+    );
+}
