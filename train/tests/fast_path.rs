@@ -1,0 +1,62 @@
+//! Same seed, same loss curve: training with the fast CPU path follows candle's reference ops
+//! within float noise.
+
+use std::path::Path;
+
+use candle_core::Device;
+use gan_models::net::ConvBackend;
+use gan_models::Architecture;
+use gan_train::checkpoint::Models;
+use gan_train::mnist::{self, Split};
+use gan_train::optim::AdamConfig;
+use gan_train::rng::{permutation, stream, Purpose};
+use gan_train::trainer::train_step;
+
+fn losses(backend: ConvBackend) -> Vec<(f32, f32)> {
+    let data = mnist::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist"),
+        Split::Train,
+    )
+    .unwrap();
+    let config = Architecture::MnistCdcgan { width: 1 }
+        .config(data.info.clone())
+        .unwrap();
+    let adam = AdamConfig {
+        lr: 2e-4,
+        beta1: 0.5,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
+    let mut models = Models::fresh(
+        config,
+        adam,
+        adam,
+        &mut stream(4, Purpose::Init, 0),
+        &Device::Cpu,
+    )
+    .unwrap();
+    models.set_conv_backend(backend);
+    let order = permutation(4, 0, data.len());
+    (0..10)
+        .map(|step| {
+            let (real, labels) = data
+                .batch(&order[step * 32..(step + 1) * 32], &Device::Cpu)
+                .unwrap();
+            let s = train_step(&mut models, &real, labels.as_ref(), 4, step as u64).unwrap();
+            (s.loss_d, s.loss_g)
+        })
+        .collect()
+}
+
+#[test]
+fn fast_path_follows_the_reference_loss_curve() {
+    let fast = losses(ConvBackend::Fast);
+    let reference = losses(ConvBackend::Candle);
+    for (step, ((fd, fg), (rd, rg))) in fast.iter().zip(&reference).enumerate() {
+        let close = |a: f32, b: f32| (a - b).abs() <= 1e-3 * b.abs().max(1.0);
+        assert!(
+            close(*fd, *rd) && close(*fg, *rg),
+            "step {step}: fast ({fd}, {fg}) vs reference ({rd}, {rg})"
+        );
+    }
+}
