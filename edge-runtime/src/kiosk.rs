@@ -1,7 +1,6 @@
 //! The kiosk loop: shows a new image on demand (stdin keys, HTTP) and by timer, or walks the
 //! latent space smoothly; display errors are logged and retried, SIGTERM/SIGINT end it cleanly.
 
-use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -31,30 +30,6 @@ pub struct KioskOptions {
     pub seed: u64,
     /// Stop after this many frames (demos, tests, soak runs).
     pub frames: Option<u64>,
-}
-
-/// Reads lines from stdin: a digit/class name picks the class, an empty line or space a new
-/// image, `q` quits. Runs on its own thread until stdin closes.
-pub fn stdin_events(events: Sender<Event>, generator: Arc<Mutex<Generator>>) {
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        let key = line.trim();
-        let event = match key {
-            "q" | "quit" => Event::Quit,
-            "" => Event::Next { label: None },
-            other => match generator.lock().map(|g| g.info.class_index(other)) {
-                Ok(Ok(label)) => Event::Next { label: Some(label) },
-                Ok(Err(e)) => {
-                    tracing::warn!("{e}");
-                    continue;
-                }
-                Err(_) => break,
-            },
-        };
-        if events.send(event).is_err() {
-            break;
-        }
-    }
 }
 
 /// Where the walk is: from latent `a` to `b`, frame `step` of `steps`.

@@ -5,6 +5,7 @@ pub mod display;
 pub mod error;
 pub mod framebuffer;
 pub mod http;
+pub mod keys;
 pub mod kiosk;
 pub mod latent;
 pub mod model;

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use gan_edge::display::{Display, DisplayOptions};
 use gan_edge::kiosk::{self, Kiosk, KioskOptions};
 use gan_edge::model::{Generator, MAX_BATCH};
-use gan_edge::{http, latent, render};
+use gan_edge::{http, keys, latent, render};
 
 #[derive(Parser)]
 #[command(
@@ -112,7 +112,8 @@ enum Command {
         /// No HTTP endpoint.
         #[arg(long)]
         no_http: bool,
-        /// Ignore stdin (default: read keys when stdin is a terminal or a pipe).
+        /// Ignore stdin (default: single keys from a terminal — 0-9 pick a digit, space/enter a new
+        /// image, q quits — or the same as lines from a pipe).
         #[arg(long)]
         no_stdin: bool,
     },
@@ -202,9 +203,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let (g, tx) = (Arc::clone(&generator), tx.clone());
                 std::thread::spawn(move || http::serve(Arc::new(server), g, tx));
             }
+            // Restores the terminal when the kiosk returns, whatever the reader thread is doing.
+            let raw_mode = if no_stdin {
+                None
+            } else {
+                keys::RawMode::enable()
+            };
             if !no_stdin {
-                let (g, tx) = (Arc::clone(&generator), tx.clone());
-                std::thread::spawn(move || kiosk::stdin_events(tx, g));
+                let (g, tx, raw) = (Arc::clone(&generator), tx.clone(), raw_mode.is_some());
+                std::thread::spawn(move || keys::stdin_events(tx, g, raw));
             }
             drop(tx);
             let options = KioskOptions {
