@@ -45,7 +45,6 @@ pub struct Kiosk {
     display: Display,
     options: KioskOptions,
     seed: u64,
-    label: Option<usize>,
     /// Class chosen by the user (kept until another is chosen); otherwise classes cycle.
     fixed_label: Option<usize>,
     walk: Option<Walk>,
@@ -61,7 +60,6 @@ impl Kiosk {
             display,
             options,
             seed,
-            label: None,
             fixed_label: None,
             walk: None,
             frames_shown: 0,
@@ -84,7 +82,6 @@ impl Kiosk {
             self.fixed_label
                 .unwrap_or((self.seed % classes as u64) as usize)
         });
-        self.label = label;
         let dim = g.info.latent_dim;
         match self.options.walk {
             None => (sample(self.seed, 1, dim), label),
