@@ -150,7 +150,7 @@ fn read_info(session: &Session) -> std::result::Result<ModelInfo, String> {
     let meta = session.metadata().map_err(|e| e.to_string())?;
     let get = |key: &str| -> std::result::Result<String, String> {
         meta.custom(key).ok_or_else(|| {
-            format!("metadata lacks `{key}` (not exported by this toolkit's `export`?)")
+            format!("metadata lacks '{key}' (not exported by this toolkit's 'export'?)")
         })
     };
     let num = |key: &str| -> std::result::Result<usize, String> {
