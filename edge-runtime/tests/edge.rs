@@ -385,6 +385,43 @@ fn bad_input() {
     );
 }
 
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn models_that_break_the_contract_are_refused_and_unconditional_ones_work() {
+    let no_meta = fixture("no-metadata.onnx");
+    fails_with(
+        &edge(&["generate", "--model", &no_meta, "--out", "-"]),
+        &["no-metadata.onnx", "metadata lacks"],
+    );
+    let wrong = fixture("wrong-input.onnx");
+    fails_with(
+        &edge(&["generate", "--model", &wrong, "--out", "-"]),
+        &["wrong-input.onnx", "inputs are [\"noise\"]"],
+    );
+    let tiny = fixture("tiny-unconditional.onnx");
+    fails_with(
+        &edge(&["generate", "--model", &tiny, "--label", "1", "--out", "-"]),
+        &["unconditional"],
+    );
+    let o = edge(&[
+        "generate", "--model", &tiny, "--count", "4", "--seed", "3", "--out", "-",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // 2×2 grid of 2×2 images with a 1-pixel border.
+    assert_eq!(
+        image::load_from_memory(&o.stdout).unwrap().width(),
+        2 * 3 + 1
+    );
+}
+
 #[test]
 fn a_missing_library_names_the_fix() {
     let m = model();
