@@ -15,6 +15,8 @@
 //! dimension, so results do not depend on the thread count or scheduling (resume stays bit-exact).
 
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use std::sync::{Arc, Mutex};
+
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -96,13 +98,6 @@ impl Geometry {
                     *o = v;
                 }
             }
-        }
-    }
-
-    fn im2col(&self, img: &[f32], cols: &mut [f32]) {
-        let n = self.cols();
-        for (r, dst) in cols.chunks_exact_mut(n).enumerate() {
-            self.im2col_row(r, img, dst);
         }
     }
 
@@ -230,31 +225,42 @@ impl Plan {
         (self.n, self.m, self.g.oh, self.g.ow).into()
     }
 
-    /// matrix[n] = W · im2col(image[n]).
-    fn patches_to_matrix(&self, image: &[f32], w: &[f32]) -> Vec<f32> {
+    /// im2col of every sample side by side: `[rows, N·cols]`, the layout the weight gradient
+    /// needs, so a convolution's forward pass can hand its columns to its backward pass.
+    fn patches(&self, image: &[f32]) -> Vec<f32> {
+        let (g, n) = (self.g, self.n);
+        let (cols, k) = (g.cols(), self.n * g.cols());
+        let mut patches = vec![0f32; g.rows() * k];
+        patches.par_chunks_mut(k).enumerate().for_each(|(r, dst)| {
+            for s in 0..n {
+                let img = &image[s * g.image()..(s + 1) * g.image()];
+                g.im2col_row(r, img, &mut dst[s * cols..(s + 1) * cols]);
+            }
+        });
+        patches
+    }
+
+    /// matrix[n] = W · patches[:, n] for columns from [`Plan::patches`].
+    fn patches_to_matrix(&self, patches: &[f32], w: &[f32]) -> Vec<f32> {
         let (g, m) = (self.g, self.m);
-        let (rows, cols) = (g.rows(), g.cols());
+        let (rows, cols, k) = (g.rows(), g.cols(), self.n * g.cols());
         let mut out = vec![0f32; self.n * m * cols];
         out.par_chunks_mut(m * cols)
-            .zip(image.par_chunks(g.image()))
-            .for_each_init(
-                || vec![0f32; rows * cols],
-                |buf, (dst, img)| {
-                    g.im2col(img, buf);
-                    let a = Mat {
-                        ptr: w.as_ptr(),
-                        rs: rows as isize,
-                        cs: 1,
-                    };
-                    let b = Mat {
-                        ptr: buf.as_ptr(),
-                        rs: cols as isize,
-                        cs: 1,
-                    };
-                    // SAFETY: dst is m×cols, w is m×rows, buf is rows×cols, all row-major.
-                    unsafe { matmul(m, cols, rows, dst.as_mut_ptr(), cols, a, b) }
-                },
-            );
+            .enumerate()
+            .for_each(|(s, dst)| {
+                let a = Mat {
+                    ptr: w.as_ptr(),
+                    rs: rows as isize,
+                    cs: 1,
+                };
+                let b = Mat {
+                    ptr: patches[s * cols..].as_ptr(),
+                    rs: k as isize,
+                    cs: 1,
+                };
+                // SAFETY: dst is m×cols; w is m×rows; b reads rows×cols with row stride N·cols.
+                unsafe { matmul(m, cols, rows, dst.as_mut_ptr(), cols, a, b) }
+            });
         out
     }
 
@@ -286,8 +292,9 @@ impl Plan {
         out
     }
 
-    /// dW = Σₙ matrix[n] · im2col(image[n])ᵀ, as one GEMM with the batch folded into K.
-    fn weight_grad(&self, matrix: &[f32], image: &[f32]) -> Vec<f32> {
+    /// dW = Σₙ matrix[n] · im2col(image[n])ᵀ, as one GEMM with the batch folded into K
+    /// (`patches` from [`Plan::patches`]).
+    fn weight_grad(&self, matrix: &[f32], patches: &[f32]) -> Vec<f32> {
         let (g, m, n) = (self.g, self.m, self.n);
         let (rows, cols) = (g.rows(), g.cols());
         let k = n * cols;
@@ -297,14 +304,6 @@ impl Plan {
             for s in 0..n {
                 let src = &matrix[(s * m + i) * cols..(s * m + i + 1) * cols];
                 dst[s * cols..(s + 1) * cols].copy_from_slice(src);
-            }
-        });
-        // im2col of every sample: [rows, N·cols]
-        let mut patches = vec![0f32; rows * k];
-        patches.par_chunks_mut(k).enumerate().for_each(|(r, dst)| {
-            for s in 0..n {
-                let img = &image[s * g.image()..(s + 1) * g.image()];
-                g.im2col_row(r, img, &mut dst[s * cols..(s + 1) * cols]);
             }
         });
         let mut dw = vec![0f32; m * rows];
@@ -354,12 +353,17 @@ pub(crate) fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     }
 }
 
-/// The convolution itself: `(input, weight) → output`.
-struct Forward(ConvSpec);
+/// The convolution itself: `(input, weight) → output`. A Conv2d keeps its im2col columns for
+/// its own weight gradient (they are the same numbers; recomputing them cost ~15 % of a step).
+struct Forward {
+    spec: ConvSpec,
+    patches: Mutex<Option<Arc<Vec<f32>>>>,
+}
 /// `(grad_output, weight) → grad_input`, for the input of shape `.1`.
 struct GradInput(ConvSpec, [usize; 4]);
-/// `(input, grad_output) → grad_weight`, for the weight of shape `.1`.
-struct GradWeight(ConvSpec, [usize; 4]);
+/// `(input, grad_output) → grad_weight`, for the weight of shape `.1`, reusing the forward pass's
+/// columns when it has them.
+struct GradWeight(ConvSpec, [usize; 4], Option<Arc<Vec<f32>>>);
 
 impl CustomOp2 for Forward {
     fn name(&self) -> &'static str {
@@ -373,13 +377,15 @@ impl CustomOp2 for Forward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let plan = Plan::new(self.0, l1.dims(), l2.dims())?;
+        let plan = Plan::new(self.spec, l1.dims(), l2.dims())?;
         let (x, w) = (slice(s1, l1)?, slice(s2, l2)?);
-        Ok(match self.0.kind {
-            ConvKind::Conv => (
-                CpuStorage::F32(plan.patches_to_matrix(x, w)),
-                plan.matrix_shape(),
-            ),
+        Ok(match self.spec.kind {
+            ConvKind::Conv => {
+                let patches = plan.patches(x);
+                let y = plan.patches_to_matrix(&patches, w);
+                *self.patches.lock().expect("not poisoned") = Some(Arc::new(patches));
+                (CpuStorage::F32(y), plan.matrix_shape())
+            }
             ConvKind::Transposed => (
                 CpuStorage::F32(plan.matrix_to_patches(x, w)),
                 plan.image_shape(),
@@ -401,12 +407,13 @@ impl CustomOp2 for Forward {
         };
         // Inputs that lead to no variable (real images, detached fakes) get no gradient.
         let dx = if x.track_op() {
-            Some(dy.apply_op2_no_bwd(w, &GradInput(self.0, dims(x)?))?)
+            Some(dy.apply_op2_no_bwd(w, &GradInput(self.spec, dims(x)?))?)
         } else {
             None
         };
         let dw = if w.track_op() {
-            Some(x.apply_op2_no_bwd(&dy, &GradWeight(self.0, dims(w)?))?)
+            let patches = self.patches.lock().expect("not poisoned").clone();
+            Some(x.apply_op2_no_bwd(&dy, &GradWeight(self.spec, dims(w)?, patches))?)
         } else {
             None
         };
@@ -434,7 +441,7 @@ impl CustomOp2 for GradInput {
                 plan.image_shape(),
             ),
             ConvKind::Transposed => (
-                CpuStorage::F32(plan.patches_to_matrix(dy, w)),
+                CpuStorage::F32(plan.patches_to_matrix(&plan.patches(dy), w)),
                 plan.matrix_shape(),
             ),
         })
@@ -455,9 +462,10 @@ impl CustomOp2 for GradWeight {
     ) -> Result<(CpuStorage, Shape)> {
         let plan = Plan::new(self.0, l1.dims(), &self.1)?;
         let (x, dy) = (slice(s1, l1)?, slice(s2, l2)?);
-        let dw = match self.0.kind {
-            ConvKind::Conv => plan.weight_grad(dy, x),
-            ConvKind::Transposed => plan.weight_grad(x, dy),
+        let dw = match (self.0.kind, &self.2) {
+            (ConvKind::Conv, Some(patches)) => plan.weight_grad(dy, patches),
+            (ConvKind::Conv, None) => plan.weight_grad(dy, &plan.patches(x)),
+            (ConvKind::Transposed, _) => plan.weight_grad(x, &plan.patches(dy)),
         };
         Ok((CpuStorage::F32(dw), Shape::from(self.1.to_vec())))
     }
@@ -470,7 +478,13 @@ pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<T
         stride,
         padding,
     };
-    x.contiguous()?.apply_op2(&w.contiguous()?, Forward(spec))
+    x.contiguous()?.apply_op2(
+        &w.contiguous()?,
+        Forward {
+            spec,
+            patches: Mutex::new(None),
+        },
+    )
 }
 
 /// ConvTranspose2d (no bias, no output padding, dilation 1) on CPU f32 tensors.
@@ -480,5 +494,11 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -
         stride,
         padding,
     };
-    x.contiguous()?.apply_op2(&w.contiguous()?, Forward(spec))
+    x.contiguous()?.apply_op2(
+        &w.contiguous()?,
+        Forward {
+            spec,
+            patches: Mutex::new(None),
+        },
+    )
 }
