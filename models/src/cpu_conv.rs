@@ -471,34 +471,25 @@ impl CustomOp2 for GradWeight {
     }
 }
 
-/// Conv2d (no bias, dilation 1, groups 1) on CPU f32 tensors.
-pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+fn apply(kind: ConvKind, x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
     let spec = ConvSpec {
-        kind: ConvKind::Conv,
+        kind,
         stride,
         padding,
     };
-    x.contiguous()?.apply_op2(
-        &w.contiguous()?,
-        Forward {
-            spec,
-            patches: Mutex::new(None),
-        },
-    )
+    let op = Forward {
+        spec,
+        patches: Mutex::new(None),
+    };
+    x.contiguous()?.apply_op2(&w.contiguous()?, op)
+}
+
+/// Conv2d (no bias, dilation 1, groups 1) on CPU f32 tensors.
+pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    apply(ConvKind::Conv, x, w, stride, padding)
 }
 
 /// ConvTranspose2d (no bias, no output padding, dilation 1) on CPU f32 tensors.
 pub fn conv_transpose2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
-    let spec = ConvSpec {
-        kind: ConvKind::Transposed,
-        stride,
-        padding,
-    };
-    x.contiguous()?.apply_op2(
-        &w.contiguous()?,
-        Forward {
-            spec,
-            patches: Mutex::new(None),
-        },
-    )
+    apply(ConvKind::Transposed, x, w, stride, padding)
 }
