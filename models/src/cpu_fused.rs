@@ -9,6 +9,8 @@
 use candle_core::{
     bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor,
 };
+use std::sync::{Arc, Mutex};
+
 use rayon::prelude::*;
 
 use crate::cpu_conv::slice;
@@ -213,16 +215,21 @@ pub fn bias_act(x: &Tensor, bias: Option<&Tensor>, act: Activation) -> Result<Te
     }
 }
 
-/// Batch mean and biased variance per channel: `[2, C]`.
-struct BnStats;
+/// Per-channel batch mean and biased variance, computed once by the forward pass and shared
+/// with the running-statistics update and the backward pass.
+type Moments = Arc<Mutex<Option<(Vec<f64>, Vec<f64>)>>>;
+
 /// Training-mode BatchNorm then activation: `(x, gamma, beta) → y`.
 struct BnAct {
     act: Activation,
     eps: f64,
+    moments: Moments,
 }
-/// `(x, gamma, dpre) → [dx…, dgamma…, dbeta…]` packed in one vector.
+/// `(x, gamma, dpre) → [dx…, dgamma…, dbeta…]` packed in one vector; uses the forward pass's
+/// moments when given.
 struct BnGrad {
     eps: f64,
+    moments: Option<(Vec<f64>, Vec<f64>)>,
 }
 
 /// Mean and biased variance of each channel, in f64 for stability.
@@ -240,19 +247,6 @@ fn stats(x: &[f32], n: usize, c: usize, s: usize) -> (Vec<f64>, Vec<f64>) {
     .map(|v| v / count)
     .collect();
     (mean, var)
-}
-
-impl CustomOp1 for BnStats {
-    fn name(&self) -> &'static str {
-        "bn-stats"
-    }
-
-    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (n, c, s) = ncs(l.dims())?;
-        let (mean, var) = stats(slice(st, l)?, n, c, s);
-        let out = mean.into_iter().chain(var).map(|v| v as f32).collect();
-        Ok((CpuStorage::F32(out), Shape::from((2, c))))
-    }
 }
 
 impl CustomOp3 for BnAct {
@@ -282,6 +276,7 @@ impl CustomOp3 for BnAct {
             .map(|ch| beta[ch] - (mean[ch] * scale[ch] as f64) as f32)
             .collect();
         let y = affine_act(x, c, s, &scale, &shift, self.act);
+        *self.moments.lock().expect("not poisoned") = Some((mean, var));
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -294,7 +289,12 @@ impl CustomOp3 for BnAct {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dpre = y.apply_op2_no_bwd(&dy.contiguous()?, &ActGrad(self.act))?;
-        let packed = x.apply_op3_no_bwd(gamma, &dpre, &BnGrad { eps: self.eps })?;
+        let moments = self.moments.lock().expect("not poisoned").clone();
+        let grad = BnGrad {
+            eps: self.eps,
+            moments,
+        };
+        let packed = x.apply_op3_no_bwd(gamma, &dpre, &grad)?;
         let (numel, c) = (x.elem_count(), gamma.elem_count());
         let dx = packed.narrow(0, 0, numel)?.reshape(x.shape())?;
         let dgamma = packed.narrow(0, numel, c)?;
@@ -320,7 +320,10 @@ impl CustomOp3 for BnGrad {
         let (x, gamma, g) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
         let (n, c, s) = ncs(l1.dims())?;
         let count = (n * s) as f64;
-        let (mean, var) = stats(x, n, c, s);
+        let (mean, var) = match &self.moments {
+            Some(m) => m.clone(),
+            None => stats(x, n, c, s),
+        };
         let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
         let xhat = |ch: usize, i: usize| (x[i] as f64 - mean[ch]) * inv_std[ch];
         let dbeta = channel_sums(n, c, s, |_, i| g[i] as f64);
@@ -358,11 +361,23 @@ pub fn batch_norm_act(
     act: Activation,
 ) -> Result<(Tensor, Tensor)> {
     let x = x.contiguous()?;
-    let stats = x.apply_op1_no_bwd(&BnStats)?;
-    let y = x.apply_op3(
-        &gamma.contiguous()?,
-        &beta.contiguous()?,
-        BnAct { act, eps },
-    )?;
-    Ok((y, stats))
+    let moments = Moments::default();
+    let op = BnAct {
+        act,
+        eps,
+        moments: Arc::clone(&moments),
+    };
+    let y = x.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
+    let (mean, var) = moments
+        .lock()
+        .expect("not poisoned")
+        .clone()
+        .ok_or_else(|| candle_core::Error::Msg("batch norm ran without statistics".into()))?;
+    let c = mean.len();
+    let stats = mean
+        .into_iter()
+        .chain(var)
+        .map(|v| v as f32)
+        .collect::<Vec<_>>();
+    Ok((y, Tensor::from_vec(stats, (2, c), x.device())?))
 }
