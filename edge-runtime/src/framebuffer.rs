@@ -240,10 +240,6 @@ impl Framebuffer {
         })
     }
 
-    pub fn geometry(&self) -> Geometry {
-        self.geometry
-    }
-
     /// Writes the back buffer to the device. On failure the handle is dropped and reopened on
     /// the next call, so a display that goes away and comes back recovers.
     pub fn present(&mut self) -> Result<()> {

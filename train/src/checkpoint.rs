@@ -64,9 +64,7 @@ impl Models {
             opt_d,
         })
     }
-}
 
-impl Models {
     /// Picks the CPU convolution code for both networks.
     pub fn set_conv_backend(&mut self, backend: gan_models::net::ConvBackend) {
         self.g.net.backend = backend;

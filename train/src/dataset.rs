@@ -95,8 +95,4 @@ impl Dataset {
         };
         Ok((images, labels))
     }
-
-    pub fn labels(&self) -> &[u32] {
-        &self.labels
-    }
 }
