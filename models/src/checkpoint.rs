@@ -20,6 +20,17 @@ pub const CHECKPOINT_FILE_NAME: &str = "checkpoint.safetensors";
 pub const CONFIG_KEY: &str = "config";
 /// Metadata key saying what the file is (`generator` or `checkpoint`).
 pub const KIND_KEY: &str = "kind";
+/// Prefix of the EMA copy of G's tensors in a training checkpoint (`ema.g.0.weight`).
+pub const EMA_PREFIX: &str = "ema.";
+
+/// Which copy of G to load from a checkpoint that also keeps an EMA of G's weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weights {
+    /// The EMA copy when the file has one, else the trained weights: what inference uses.
+    Inference,
+    /// The weights the optimiser trained.
+    Trained,
+}
 
 /// A safetensors file read whole: its metadata and tensors.
 pub struct TensorFile {
@@ -117,23 +128,46 @@ pub struct LoadedGenerator {
     pub config: ModelConfig,
     pub generator: Generator,
     pub metadata: HashMap<String, String>,
+    /// The weights are the checkpoint's EMA copy.
+    pub ema: bool,
 }
 
+/// Loads G's inference weights (the EMA copy of a checkpoint that has one).
 pub fn load_generator(path: &Path, device: &Device) -> Result<LoadedGenerator> {
+    load_generator_weights(path, device, Weights::Inference)
+}
+
+pub fn load_generator_weights(
+    path: &Path,
+    device: &Device,
+    weights: Weights,
+) -> Result<LoadedGenerator> {
     let file = TensorFile::read(path, device)?;
     let config = file.config(path)?;
-    let params =
-        Params::from_tensors(&config.generator.net, G_PREFIX, &file.tensors).map_err(|e| {
-            ModelError::File {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            }
-        })?;
+    let ema = weights == Weights::Inference && file.tensors.keys().any(|k| k.starts_with(EMA_PREFIX));
+    let params = if ema {
+        Params::from_tensors(&config.generator.net, G_PREFIX, &strip_ema_prefix(&file.tensors))
+    } else {
+        Params::from_tensors(&config.generator.net, G_PREFIX, &file.tensors)
+    }
+    .map_err(|e| ModelError::File {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     Ok(LoadedGenerator {
         generator: Generator::new(config.generator.clone(), params),
         config,
         metadata: file.metadata,
+        ema,
     })
+}
+
+/// The EMA tensors of a checkpoint under their plain names (`ema.g.0.weight` → `g.0.weight`).
+pub fn strip_ema_prefix(tensors: &HashMap<String, Tensor>) -> HashMap<String, Tensor> {
+    tensors
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(EMA_PREFIX)?.to_string(), v.clone())))
+        .collect()
 }
 
 /// Writes the inference generator file: G's tensors plus the contract metadata.

@@ -10,7 +10,9 @@ pub mod gan;
 pub mod net;
 pub mod params;
 
-pub use checkpoint::{load_generator, save_generator, LoadedGenerator, TensorFile};
+pub use checkpoint::{
+    load_generator, load_generator_weights, save_generator, LoadedGenerator, TensorFile, Weights,
+};
 pub use config::{Architecture, DatasetInfo, Layer, ModelConfig, NetConfig};
 pub use error::{ModelError, Result};
 pub use gan::{Discriminator, Generator};

@@ -90,10 +90,25 @@ impl Params {
 
     /// Every tensor, trainable and buffer, by name.
     pub fn tensors(&self) -> impl Iterator<Item = (&String, &Tensor)> {
-        self.trainable
-            .iter()
-            .chain(self.buffers.iter())
-            .map(|(k, v)| (k, v.as_tensor()))
+        self.vars().map(|(k, v)| (k, v.as_tensor()))
+    }
+
+    /// Every variable, trainable and buffer, by name.
+    pub fn vars(&self) -> impl Iterator<Item = (&String, &Var)> {
+        self.trainable.iter().chain(self.buffers.iter())
+    }
+
+    /// An independent copy (new storage), e.g. to start an EMA of the weights.
+    pub fn deep_copy(&self) -> Result<Self> {
+        let copy = |m: &BTreeMap<String, Var>| -> Result<BTreeMap<String, Var>> {
+            m.iter()
+                .map(|(k, v)| Ok((k.clone(), Var::from_tensor(&v.as_tensor().copy()?)?)))
+                .collect()
+        };
+        Ok(Self {
+            trainable: copy(&self.trainable)?,
+            buffers: copy(&self.buffers)?,
+        })
     }
 
     pub fn get(&self, name: &str) -> Result<&Var> {

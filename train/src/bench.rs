@@ -11,6 +11,7 @@ use crate::checkpoint::Models;
 use crate::error::Result;
 use crate::optim::AdamConfig;
 use crate::rng::{normal, stream, Purpose};
+use crate::recipe::Recipe;
 use crate::trainer::train_step;
 
 pub struct BenchRow {
@@ -44,13 +45,15 @@ pub fn bench(
     let config = arch.config(info)?;
     let classes = config.generator.num_classes;
     let image = config.image_shape()?;
-    let adam = AdamConfig {
-        lr: 2e-4,
-        beta1: 0.5,
-        beta2: 0.999,
-        eps: 1e-8,
-    };
-    let mut models = Models::fresh(config, adam, adam, &mut stream(0, Purpose::Init, 0), device)?;
+    let adam = AdamConfig::default();
+    let mut models = Models::fresh(
+        config,
+        Recipe::default(),
+        adam,
+        adam,
+        &mut stream(0, Purpose::Init, 0),
+        device,
+    )?;
     models.set_conv_backend(backend);
     let n = batch * image.iter().product::<usize>();
     let mut rng = stream(1, Purpose::Noise, 0);

@@ -5,13 +5,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
-use gan_models::checkpoint::{write_tensor_file, CONFIG_KEY, KIND_KEY};
+use gan_models::checkpoint::{strip_ema_prefix, write_tensor_file, CONFIG_KEY, EMA_PREFIX, KIND_KEY};
 use gan_models::gan::{D_PREFIX, G_PREFIX};
 use gan_models::{Discriminator, Generator, ModelConfig, Params, TensorFile};
 use serde::{Deserialize, Serialize};
 
+use crate::ema;
 use crate::error::{Result, TrainError};
 use crate::optim::{Adam, AdamConfig};
+use crate::recipe::Recipe;
 
 pub use gan_models::checkpoint::CHECKPOINT_FILE_NAME as CHECKPOINT_FILE;
 const STATE_KEY: &str = "train_state";
@@ -33,12 +35,18 @@ pub struct TrainState {
     pub adam_d_t: u64,
     /// Training wall time so far, seconds.
     pub elapsed_s: f64,
+    /// Checkpoints written before the recipe was stored used the classic one.
+    #[serde(default)]
+    pub recipe: Recipe,
 }
 
 /// Everything training mutates.
 pub struct Models {
     pub config: ModelConfig,
+    pub recipe: Recipe,
     pub g: Generator,
+    /// The EMA of G's weights, when the recipe keeps one.
+    pub g_ema: Option<Generator>,
     pub d: Discriminator,
     pub opt_g: Adam,
     pub opt_d: Adam,
@@ -47,6 +55,7 @@ pub struct Models {
 impl Models {
     pub fn fresh(
         config: ModelConfig,
+        recipe: Recipe,
         adam_g: AdamConfig,
         adam_d: AdamConfig,
         init: &mut rand_chacha::ChaCha8Rng,
@@ -54,21 +63,32 @@ impl Models {
     ) -> Result<Self> {
         let g = Generator::init(config.generator.clone(), init, device)?;
         let d = Discriminator::init(config.discriminator.clone(), init, device)?;
+        let g_ema = (recipe.ema_decay > 0.0).then(|| ema::start(&g)).transpose()?;
         let opt_g = Adam::new(g.net.params.trainable(), adam_g)?;
         let opt_d = Adam::new(d.net.params.trainable(), adam_d)?;
         Ok(Self {
             config,
+            recipe,
             g,
+            g_ema,
             d,
             opt_g,
             opt_d,
         })
     }
 
-    /// Picks the CPU convolution code for both networks.
+    /// Picks the CPU convolution code for the networks.
     pub fn set_conv_backend(&mut self, backend: gan_models::net::ConvBackend) {
         self.g.net.backend = backend;
         self.d.net.backend = backend;
+        if let Some(g) = &mut self.g_ema {
+            g.net.backend = backend;
+        }
+    }
+
+    /// The generator inference should use: the EMA when there is one.
+    pub fn inference_generator(&self) -> &Generator {
+        self.g_ema.as_ref().unwrap_or(&self.g)
     }
 }
 
@@ -80,6 +100,14 @@ pub fn save(run_dir: &Path, models: &Models, state: &TrainState) -> Result<()> {
     let mut tensors: Vec<(String, &candle_core::Tensor)> = Vec::new();
     tensors.extend(models.g.net.params.tensors().map(|(k, v)| (k.clone(), v)));
     tensors.extend(models.d.net.params.tensors().map(|(k, v)| (k.clone(), v)));
+    if let Some(g) = &models.g_ema {
+        tensors.extend(
+            g.net
+                .params
+                .tensors()
+                .map(|(k, v)| (format!("{EMA_PREFIX}{k}"), v)),
+        );
+    }
     tensors.extend(models.opt_g.state("opt_g"));
     tensors.extend(models.opt_d.state("opt_d"));
     let state_json = serde_json::to_string(state).expect("state serialises");
@@ -144,6 +172,18 @@ pub fn load(
         config.generator.clone(),
         Params::from_tensors(&config.generator.net, G_PREFIX, &file.tensors).map_err(wrap)?,
     );
+    let g_ema = if state.recipe.ema_decay > 0.0 {
+        let tensors = strip_ema_prefix(&file.tensors);
+        let params = Params::from_tensors(&config.generator.net, G_PREFIX, &tensors);
+        Some(Generator::new(
+            config.generator.clone(),
+            params.map_err(|e| {
+                TrainError::checkpoint(&file_path, format!("the EMA copy of G: {e}"))
+            })?,
+        ))
+    } else {
+        None
+    };
     let d = Discriminator::new(
         config.discriminator.clone(),
         Params::from_tensors(&config.discriminator.net, D_PREFIX, &file.tensors).map_err(wrap)?,
@@ -160,7 +200,9 @@ pub fn load(
     Ok((
         Models {
             config,
+            recipe: state.recipe,
             g,
+            g_ema,
             d,
             opt_g,
             opt_d,

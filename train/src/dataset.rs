@@ -56,6 +56,16 @@ impl Dataset {
         self.len() == 0
     }
 
+    /// All images, `count × channels × height × width` bytes.
+    pub fn pixels(&self) -> &[u8] {
+        &self.pixels
+    }
+
+    /// One label per image; empty for unlabelled data.
+    pub fn labels(&self) -> &[u32] {
+        &self.labels
+    }
+
     pub fn is_labelled(&self) -> bool {
         !self.labels.is_empty()
     }

@@ -10,8 +10,11 @@ use anyhow::{bail, Context};
 use candle_core::Device;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use gan_models::net::ConvBackend;
-use gan_models::Architecture;
+use gan_models::{Architecture, Weights};
+use gan_train::eval::{sample, score_digits, Reference, Source};
+use gan_train::judge::{train_judge, Judge};
 use gan_train::optim::AdamConfig;
+use gan_train::recipe::{LossKind, Recipe};
 use gan_train::trainer::{train, Outcome, TrainOptions};
 use gan_train::{bench, folder, mnist};
 
@@ -24,6 +27,8 @@ use gan_train::{bench, folder, mnist};
         Examples:\n  train --dataset mnist --data data/mnist --out runs/mnist --epochs 20\n  \
         train --dataset folder --data faces/ --image-size 64 --out runs/faces --epochs 25\n  \
         train --dataset mnist --data data/mnist --out runs/mnist --epochs 30 --resume\n  \
+        train classifier --data data/mnist --out models/pretrained/mnist-judge.safetensors\n  \
+        train eval --model models/pretrained/mnist-cdcgan.onnx --data data/mnist\n  \
         train bench",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
@@ -39,7 +44,56 @@ struct Cli {
 enum Command {
     /// Measure training images/s of the reference architectures on synthetic data.
     Bench(BenchArgs),
+    /// Train the digit judge (a small CNN on MNIST) that `eval` scores generators with.
+    Classifier(ClassifierArgs),
+    /// Score a generator: judge accuracy on requested digits, class distribution, FID vs the
+    /// MNIST test set and the real-data floor.
+    Eval(EvalArgs),
 }
+
+#[derive(Args)]
+struct ClassifierArgs {
+    /// MNIST directory (the four IDX files, .gz or not).
+    #[arg(long)]
+    data: PathBuf,
+    /// Where to write the judge (safetensors).
+    #[arg(long, default_value = DEFAULT_JUDGE)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 6)]
+    epochs: u64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Use only the first N training images.
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Generator: .onnx (run in ONNX Runtime), or a safetensors generator file / training
+    /// checkpoint (run in candle).
+    #[arg(long)]
+    model: PathBuf,
+    /// MNIST directory: its test set is the reference, its training set gives the floor.
+    #[arg(long)]
+    data: PathBuf,
+    /// The digit judge written by `train classifier`.
+    #[arg(long, default_value = DEFAULT_JUDGE)]
+    judge: PathBuf,
+    /// Generated samples (and real images per side of the floor).
+    #[arg(short, long, default_value_t = 10_000)]
+    n: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Score a checkpoint's trained weights instead of their EMA copy.
+    #[arg(long)]
+    trained_weights: bool,
+    /// ONNX Runtime library (default: the usual places, see `scripts/fetch-onnxruntime`).
+    #[arg(long)]
+    ort_lib: Option<PathBuf>,
+}
+
+const DEFAULT_JUDGE: &str = "models/pretrained/mnist-judge.safetensors";
 
 #[derive(Clone, Copy, ValueEnum)]
 enum DatasetKind {
@@ -107,9 +161,24 @@ struct TrainArgs {
     limit: Option<usize>,
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
-    /// Adam learning rate (both networks).
+    /// Adam learning rate (both networks unless --lr-g / --lr-d say otherwise).
     #[arg(long, default_value_t = 2e-4)]
     lr: f64,
+    /// G's learning rate (two time-scale update rule when it differs from D's).
+    #[arg(long)]
+    lr_g: Option<f64>,
+    /// D's learning rate.
+    #[arg(long)]
+    lr_d: Option<f64>,
+    /// Adversarial loss.
+    #[arg(long, value_enum, default_value_t = LossKind::Bce)]
+    loss: LossKind,
+    /// One-sided label smoothing: D's target for real images is 1 − this (bce only).
+    #[arg(long, default_value_t = 0.0)]
+    label_smoothing: f64,
+    /// Decay of the EMA of G's weights that samples and exports use; 0 turns it off.
+    #[arg(long, default_value_t = 0.999)]
+    ema_decay: f64,
     #[arg(long, default_value_t = 0.5)]
     beta1: f64,
     #[arg(long, default_value_t = 0.999)]
@@ -201,14 +270,21 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         "training into {}",
         out.display()
     );
+    let adam = |lr: Option<f64>| AdamConfig {
+        lr: lr.unwrap_or(args.lr),
+        beta1: args.beta1,
+        beta2: args.beta2,
+        eps: 1e-8,
+    };
     let opts = TrainOptions {
         epochs: args.epochs,
         batch_size: args.batch_size,
-        adam: AdamConfig {
-            lr: args.lr,
-            beta1: args.beta1,
-            beta2: args.beta2,
-            eps: 1e-8,
+        adam_g: adam(args.lr_g),
+        adam_d: adam(args.lr_d),
+        recipe: Recipe {
+            loss: args.loss,
+            label_smoothing: args.label_smoothing,
+            ema_decay: args.ema_decay,
         },
         seed: args.seed,
         resume: args.resume,
@@ -238,6 +314,62 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         Outcome::Interrupted if stop.load(Ordering::SeqCst) => ExitCode::from(130),
         Outcome::Interrupted => ExitCode::SUCCESS,
     })
+}
+
+fn run_classifier(args: ClassifierArgs) -> anyhow::Result<ExitCode> {
+    let device = Device::Cpu;
+    let mut train = mnist::load(&args.data, mnist::Split::Train)?;
+    if let Some(n) = args.limit {
+        train.truncate(n);
+    }
+    let test = mnist::load(&args.data, mnist::Split::Test)?;
+    let bar = indicatif::ProgressBar::new(0);
+    let judge = train_judge(&train, &test, args.epochs, args.seed, &device, &bar)?;
+    bar.finish_and_clear();
+    judge
+        .save(&args.out)
+        .with_context(|| format!("cannot write the judge to {}", args.out.display()))?;
+    println!(
+        "test accuracy {:.2} % on {} images; wrote {}",
+        judge.test_accuracy * 100.0,
+        test.len(),
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let device = Device::Cpu;
+    if args.n < 2 {
+        bail!("-n must be at least 2 (FID needs a covariance)");
+    }
+    let judge = Judge::load(&args.judge, &device).with_context(|| {
+        format!(
+            "cannot load the judge (train one with `train classifier --data MNIST_DIR --out {}`)",
+            args.judge.display()
+        )
+    })?;
+    let weights = if args.trained_weights {
+        Weights::Trained
+    } else {
+        Weights::Inference
+    };
+    let mut source = Source::open(&args.model, weights, args.ort_lib.as_deref(), &device)?;
+    let train = mnist::load(&args.data, mnist::Split::Train)?;
+    let test = mnist::load(&args.data, mnist::Split::Test)?;
+    let reference = Reference::new(&judge, &train, &test, args.n, args.seed, &device)?;
+    let (images, requested) = sample(&mut source, args.n, args.seed, &device)?;
+    let score = score_digits(&judge, &images, &requested, &reference, &device)
+        .with_context(|| format!("scoring {}", args.model.display()))?;
+    println!("model: {} ({})", args.model.display(), source.describe());
+    println!(
+        "judge: {} (test accuracy {:.2} %)",
+        args.judge.display(),
+        judge.test_accuracy * 100.0
+    );
+    println!("real images per side of the floor: {}", reference.count);
+    println!("{score}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -299,6 +431,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Bench(args)) => run_bench(args),
+        Some(Command::Classifier(args)) => run_classifier(args),
+        Some(Command::Eval(args)) => run_eval(args),
         None => run_train(cli.train),
     };
     match result {

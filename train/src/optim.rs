@@ -16,6 +16,18 @@ pub struct AdamConfig {
     pub eps: f64,
 }
 
+impl Default for AdamConfig {
+    /// DCGAN's settings: lr 2e-4, betas (0.5, 0.999).
+    fn default() -> Self {
+        Self {
+            lr: 2e-4,
+            beta1: 0.5,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+}
+
 pub struct Adam {
     pub config: AdamConfig,
     /// Steps taken, for bias correction.

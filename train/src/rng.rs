@@ -14,6 +14,8 @@ pub enum Purpose {
     Shuffle = 2,
     Noise = 3,
     SampleGrid = 4,
+    /// Latents, labels and subsets of `train eval`.
+    Eval = 5,
 }
 
 pub fn stream(seed: u64, purpose: Purpose, index: u64) -> ChaCha8Rng {

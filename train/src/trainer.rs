@@ -14,9 +14,11 @@ use rand::Rng;
 use crate::checkpoint::{self, Models, TrainState};
 use crate::dataset::Dataset;
 use crate::error::{Result, TrainError};
-use crate::losses::{bce_with_logits, mean_probability};
+use crate::ema;
+use crate::losses::{discriminator_loss, generator_loss, mean_probability};
 use crate::metrics::{Interval, Metrics};
 use crate::optim::AdamConfig;
+use crate::recipe::Recipe;
 use crate::rng::{normal, permutation, stream, Purpose};
 use crate::samples::write_grid;
 
@@ -24,7 +26,9 @@ use crate::samples::write_grid;
 pub struct TrainOptions {
     pub epochs: u64,
     pub batch_size: usize,
-    pub adam: AdamConfig,
+    pub adam_g: AdamConfig,
+    pub adam_d: AdamConfig,
+    pub recipe: Recipe,
     pub seed: u64,
     pub resume: bool,
     /// Steps per metrics row.
@@ -85,13 +89,16 @@ pub fn train_step(
     let d_fake = models
         .d
         .forward_t(&fake.detach(), fake_labels.as_ref(), true)?;
-    let loss_d = (bce_with_logits(&d_real, 1.0)? + bce_with_logits(&d_fake, 0.0)?)?;
+    let loss_d = discriminator_loss(&models.recipe, &d_real, &d_fake)?;
     models.opt_d.step(&loss_d.backward()?)?;
 
-    // G: non-saturating, maximise log D(G(z)) through the updated D.
+    // G through the updated D (non-saturating BCE or hinge).
     let d_on_fake = models.d.forward_t(&fake, fake_labels.as_ref(), true)?;
-    let loss_g = bce_with_logits(&d_on_fake, 1.0)?;
+    let loss_g = generator_loss(&models.recipe, &d_on_fake)?;
     models.opt_g.step(&loss_g.backward()?)?;
+    if let Some(g_ema) = &models.g_ema {
+        ema::update(g_ema, &models.g, models.recipe.ema_decay)?;
+    }
 
     Ok(StepStats {
         loss_d: loss_d.to_scalar()?,
@@ -113,6 +120,7 @@ pub fn train(
     if opts.batch_size == 0 {
         return Err(TrainError::Option("--batch-size must be at least 1".into()));
     }
+    opts.recipe.validate()?;
     if data.image_shape().as_slice() != config.image_shape()?.as_slice() {
         return Err(TrainError::Option(format!(
             "dataset images are {:?} but the architecture makes {:?}",
@@ -158,18 +166,26 @@ pub fn train(
             ));
         }
         let mut init = stream(opts.seed, Purpose::Init, 0);
-        let models = Models::fresh(config, opts.adam, opts.adam, &mut init, device)?;
+        let models = Models::fresh(
+            config,
+            opts.recipe,
+            opts.adam_g,
+            opts.adam_d,
+            &mut init,
+            device,
+        )?;
         let state = TrainState {
             seed: opts.seed,
             batch_size: opts.batch_size,
             step: 0,
             epoch: 0,
             batch_in_epoch: 0,
-            adam_g: opts.adam,
-            adam_d: opts.adam,
+            adam_g: opts.adam_g,
+            adam_d: opts.adam_d,
             adam_g_t: 0,
             adam_d_t: 0,
             elapsed_s: 0.0,
+            recipe: opts.recipe,
         };
         (models, state)
     };
@@ -236,7 +252,7 @@ pub fn train(
         metrics.flush()?;
         metrics.plot()?;
         let grid = sample_path(run_dir, finished_epoch);
-        write_grid(&models.g, state.seed, &grid, device)?;
+        write_grid(models.inference_generator(), state.seed, &grid, device)?;
         tracing::info!(
             epoch = finished_epoch + 1,
             step = state.step,

@@ -9,6 +9,7 @@ use gan_models::Architecture;
 use gan_train::checkpoint::Models;
 use gan_train::mnist::{self, Split};
 use gan_train::optim::AdamConfig;
+use gan_train::recipe::Recipe;
 use gan_train::rng::{permutation, stream, Purpose};
 use gan_train::trainer::train_step;
 
@@ -21,14 +22,10 @@ fn losses(backend: ConvBackend) -> Vec<(f32, f32)> {
     let config = Architecture::MnistCdcgan { width: 1 }
         .config(data.info.clone())
         .unwrap();
-    let adam = AdamConfig {
-        lr: 2e-4,
-        beta1: 0.5,
-        beta2: 0.999,
-        eps: 1e-8,
-    };
+    let adam = AdamConfig::default();
     let mut models = Models::fresh(
         config,
+        Recipe::default(),
         adam,
         adam,
         &mut stream(4, Purpose::Init, 0),

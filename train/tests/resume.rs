@@ -9,6 +9,7 @@ use gan_models::net::ConvBackend;
 use gan_models::{Architecture, TensorFile};
 use gan_train::mnist::{self, Split};
 use gan_train::optim::AdamConfig;
+use gan_train::recipe::{LossKind, Recipe};
 use gan_train::trainer::{train, Outcome, TrainOptions};
 
 fn fixture() -> std::path::PathBuf {
@@ -19,11 +20,16 @@ fn options(epochs: u64, resume: bool, max_steps: Option<u64>) -> TrainOptions {
     TrainOptions {
         epochs,
         batch_size: 32,
-        adam: AdamConfig {
-            lr: 2e-4,
-            beta1: 0.5,
-            beta2: 0.999,
-            eps: 1e-8,
+        adam_g: AdamConfig::default(),
+        adam_d: AdamConfig {
+            lr: 4e-4,
+            ..AdamConfig::default()
+        },
+        // Everything the checkpoint must carry: an EMA of G and a non-default recipe.
+        recipe: Recipe {
+            loss: LossKind::Bce,
+            label_smoothing: 0.1,
+            ema_decay: 0.9,
         },
         seed: 3,
         resume,
