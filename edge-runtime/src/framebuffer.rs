@@ -9,6 +9,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use embedded_graphics::pixelcolor::{Rgb888, RgbColor};
@@ -240,13 +241,22 @@ impl Framebuffer {
         })
     }
 
-    /// Writes the back buffer to the device. On failure the handle is dropped and reopened on
-    /// the next call, so a display that goes away and comes back recovers.
+    /// Writes the back buffer to the device. On failure, or when the path no longer names the
+    /// open file (device node removed and re-created, file replaced), the handle is dropped and
+    /// reopened on the next call, so a display that goes away and comes back recovers.
     pub fn present(&mut self) -> Result<()> {
         let err = |message: String| EdgeError::Display {
             target: self.path.display().to_string(),
             message,
         };
+        if self
+            .file
+            .as_ref()
+            .is_some_and(|f| !same_file(f, &self.path))
+        {
+            tracing::warn!("{} went away; reopening", self.path.display());
+            self.file = None;
+        }
         if self.file.is_none() {
             self.file = Some(open(&self.path)?);
         }
@@ -259,6 +269,13 @@ impl Framebuffer {
             self.file = None;
             err(format!("write failed: {e}"))
         })
+    }
+}
+
+fn same_file(file: &File, path: &Path) -> bool {
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 

@@ -1,8 +1,9 @@
 //! The kiosk's HTTP endpoint (loopback by default): `GET /` a small auto-refreshing page,
-//! `GET /image.png?label=7&seed=42&count=1` a PNG, `POST /next[?label=7]` to advance the kiosk.
-//! Parameters are parsed strictly and bounded; junk gets a 4xx with the reason.
+//! `GET /image.png?label=7&seed=42&count=1` a PNG, `POST /next[?label=7]` to advance the kiosk,
+//! `POST /reload` to load the model file again. Parameters are parsed strictly and bounded; junk
+//! gets a 4xx with the reason; a flood gets 503 rather than a growing queue.
 
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{self, Sender, TrySendError};
 use std::sync::{Arc, Mutex};
 
 use tiny_http::{Header, Method, Request, Response, Server};
@@ -157,20 +158,45 @@ fn handle(
             let _ = events.send(Event::Next { label });
             text(202, "ok")
         }
-        (_, "/" | "/image.png" | "/next") => text(405, "method not allowed"),
+        (Method::Post, "/reload") => {
+            let _ = events.send(Event::Reload);
+            text(202, "reload requested")
+        }
+        (_, "/" | "/image.png" | "/next" | "/reload") => text(405, "method not allowed"),
         _ => text(404, "not found"),
     }
 }
 
-/// Serves until the process ends; requests are answered one at a time on this thread.
+/// Requests waiting for the worker; beyond this a flood is answered 503 at once, so memory
+/// stays bounded and the display loop keeps the generator most of the time.
+pub const QUEUE_LEN: usize = 8;
+
+/// Serves until the process ends: this thread only queues requests (or refuses them when the
+/// queue is full); one worker thread answers them in order.
 pub fn serve(server: Arc<Server>, generator: Arc<Mutex<Generator>>, events: Sender<Event>) {
+    let (queue, work) = mpsc::sync_channel::<Request>(QUEUE_LEN);
+    std::thread::spawn(move || {
+        for request in work {
+            let response = handle(&request, &generator, &events);
+            let status = response.status_code().0;
+            if let Err(e) = request.respond(response) {
+                tracing::debug!("HTTP client went away: {e}");
+            } else {
+                tracing::debug!(status, "HTTP request answered");
+            }
+        }
+    });
+    let mut refused = 0u64;
     for request in server.incoming_requests() {
-        let response = handle(&request, &generator, &events);
-        let status = response.status_code().0;
-        if let Err(e) = request.respond(response) {
-            tracing::debug!("HTTP client went away: {e}");
-        } else {
-            tracing::debug!(status, "HTTP request answered");
+        if let Err(TrySendError::Full(request) | TrySendError::Disconnected(request)) =
+            queue.try_send(request)
+        {
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(refused, "HTTP queue full: answering 503");
+            }
+            let busy = text(503, "busy, try again").with_header(header("Retry-After", "1"));
+            let _ = request.respond(busy);
         }
     }
 }

@@ -44,11 +44,12 @@ impl Drop for RawMode {
     }
 }
 
-/// The event a key or line means: `q` quits, space/enter/empty line shows a new image, a class
-/// name or index picks that class. Unknown keys are logged and ignored.
+/// The event a key or line means: `q` quits, `r` reloads the model file, space/enter/empty line
+/// shows a new image, a class name or index picks that class. Unknown keys are logged and ignored.
 fn event_for(key: &str, generator: &Mutex<Generator>) -> Option<Event> {
     match key.trim() {
         "q" | "quit" => Some(Event::Quit),
+        "r" | "reload" => Some(Event::Reload),
         "" => Some(Event::Next { label: None }),
         other => match generator.lock().ok()?.info.class_index(other) {
             Ok(label) => Some(Event::Next { label: Some(label) }),

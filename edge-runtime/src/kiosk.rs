@@ -1,5 +1,6 @@
 //! The kiosk loop: shows a new image on demand (stdin keys, HTTP) and by timer, or walks the
-//! latent space smoothly; display errors are logged and retried, SIGTERM/SIGINT end it cleanly.
+//! latent space smoothly; display errors are logged and retried, a replaced model file is
+//! reloaded (a removed or broken one leaves the loaded model running), SIGTERM/SIGINT end it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -10,7 +11,11 @@ use crate::display::Display;
 use crate::error::Result;
 use crate::latent::{sample, slerp};
 use crate::model::Generator;
+use crate::model_watch::{Change, ModelWatch};
 use crate::screen::{self, Picture};
+
+/// How often the model file is looked at.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 /// What can make the kiosk change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +24,8 @@ pub enum Event {
     Next {
         label: Option<usize>,
     },
+    /// Load the model file again (HTTP POST /reload, key r, SIGHUP).
+    Reload,
     Quit,
 }
 
@@ -48,8 +55,10 @@ pub struct Kiosk {
     /// Class chosen by the user (kept until another is chosen); otherwise classes cycle.
     fixed_label: Option<usize>,
     walk: Option<Walk>,
+    watch: Option<ModelWatch>,
     pub frames_shown: u64,
     pub display_errors: u64,
+    pub reloads: u64,
 }
 
 impl Kiosk {
@@ -62,12 +71,35 @@ impl Kiosk {
             seed,
             fixed_label: None,
             walk: None,
+            watch: None,
             frames_shown: 0,
             display_errors: 0,
+            reloads: 0,
         }
     }
 
-    fn advance(&mut self, label: Option<usize>) {
+    /// Follow the model file: reload it when it changes or on [`Event::Reload`].
+    pub fn watch_model(&mut self, watch: ModelWatch) {
+        self.watch = Some(watch);
+    }
+
+    /// Reloads the model if its file changed (always, when `force`).
+    pub fn check_model(&mut self, force: bool) {
+        let Some(watch) = &mut self.watch else {
+            if force {
+                tracing::warn!("reload asked for, but this kiosk does not follow a model file");
+            }
+            return;
+        };
+        if watch.check(&self.generator, force) == Change::Reloaded {
+            self.reloads += 1;
+            // The new model may have another latent size or class list.
+            self.walk = None;
+        }
+    }
+
+    /// Moves on to a new image (with this class, if given).
+    pub fn advance(&mut self, label: Option<usize>) {
         self.seed = self.seed.wrapping_add(1);
         if label.is_some() {
             self.fixed_label = label;
@@ -78,11 +110,17 @@ impl Kiosk {
     /// Latent and label of the current frame.
     fn current(&mut self, g: &Generator) -> (Vec<f32>, Option<usize>) {
         let classes = g.info.num_classes();
+        if self.fixed_label.is_some_and(|l| l >= classes) {
+            self.fixed_label = None;
+        }
+        let dim = g.info.latent_dim;
+        if self.walk.as_ref().is_some_and(|w| w.a.len() != dim) {
+            self.walk = None;
+        }
         let label = (classes > 0).then(|| {
             self.fixed_label
                 .unwrap_or((self.seed % classes as u64) as usize)
         });
-        let dim = g.info.latent_dim;
         match self.options.walk {
             None => (sample(self.seed, 1, dim), label),
             Some((_, steps)) => {
@@ -163,6 +201,7 @@ impl Kiosk {
             (None, interval) => interval,
         };
         let mut next_at = tick.map(|t| Instant::now() + t);
+        let mut watch_at = Instant::now() + WATCH_EVERY;
         loop {
             if let Err(e) = self.show() {
                 tracing::warn!("frame failed: {e}");
@@ -179,6 +218,14 @@ impl Kiosk {
                 if stop.load(Ordering::SeqCst) {
                     tracing::info!("signal received, exiting");
                     return Ok(());
+                }
+                if Instant::now() >= watch_at {
+                    watch_at = Instant::now() + WATCH_EVERY;
+                    let before = self.reloads;
+                    self.check_model(false);
+                    if self.reloads > before {
+                        break;
+                    }
                 }
                 let wait = next_at.map_or(Duration::from_millis(100), |t| {
                     t.saturating_duration_since(Instant::now())
@@ -198,6 +245,10 @@ impl Kiosk {
                 };
                 match event {
                     Some(Event::Quit) => return Ok(()),
+                    Some(Event::Reload) => {
+                        self.check_model(true);
+                        break;
+                    }
                     Some(Event::Next { label }) => {
                         self.advance(label);
                         break;

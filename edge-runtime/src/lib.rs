@@ -9,9 +9,11 @@ pub mod keys;
 pub mod kiosk;
 pub mod latent;
 pub mod model;
+pub mod model_watch;
 pub mod png_sink;
 pub mod render;
 pub mod screen;
+pub mod soak;
 #[cfg(feature = "spi")]
 pub mod spi;
 pub mod terminal;

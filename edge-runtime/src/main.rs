@@ -12,7 +12,8 @@ use clap::{Args, Parser, Subcommand};
 use gan_edge::display::{Display, DisplayOptions};
 use gan_edge::kiosk::{self, Kiosk, KioskOptions};
 use gan_edge::model::{Generator, MAX_BATCH};
-use gan_edge::{http, keys, latent, render};
+use gan_edge::model_watch::ModelWatch;
+use gan_edge::{http, keys, latent, render, soak};
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +47,37 @@ impl ModelArgs {
             self.threads,
         )?)
     }
+
+    fn watch(&self) -> ModelWatch {
+        ModelWatch::new(&self.model, self.ort_lib.as_deref(), self.threads)
+    }
+}
+
+#[derive(Args)]
+struct DisplayArgs {
+    /// fb:/dev/fb0 | png:PATH (`{n}` numbers frames) | term | spi:... (feature spi)
+    #[arg(long, default_value = "fb:/dev/fb0")]
+    display: String,
+    /// Geometry WxH for a framebuffer that is a plain file (testing, headless).
+    #[arg(long)]
+    fb_geometry: Option<String>,
+    /// Pixel format of a file framebuffer: rgb565, xrgb8888, argb8888.
+    #[arg(long, default_value = "rgb565")]
+    fb_format: String,
+    /// Canvas size WxH for png and term displays.
+    #[arg(long)]
+    size: Option<String>,
+}
+
+impl DisplayArgs {
+    fn open(&self) -> anyhow::Result<Display> {
+        Ok(Display::open(&DisplayOptions {
+            spec: &self.display,
+            fb_geometry: self.fb_geometry.as_deref(),
+            fb_format: &self.fb_format,
+            size: self.size.as_deref(),
+        })?)
+    }
 }
 
 #[derive(Subcommand)]
@@ -73,22 +105,14 @@ enum Command {
         #[arg(long)]
         out: String,
     },
-    /// Show images on a display, on demand (stdin keys, HTTP) and by timer.
+    /// Show images on a display, on demand (stdin keys, HTTP) and by timer. The model file is
+    /// reloaded when it changes (and on `r`, POST /reload or SIGHUP); if it disappears or a new
+    /// one does not load, the loaded model keeps running.
     Kiosk {
         #[command(flatten)]
         model: ModelArgs,
-        /// fb:/dev/fb0 | png:PATH (`{n}` numbers frames) | term | spi:... (feature spi)
-        #[arg(long, default_value = "fb:/dev/fb0")]
-        display: String,
-        /// Geometry WxH for a framebuffer that is a plain file (testing, headless).
-        #[arg(long)]
-        fb_geometry: Option<String>,
-        /// Pixel format of a file framebuffer: rgb565, xrgb8888, argb8888.
-        #[arg(long, default_value = "rgb565")]
-        fb_format: String,
-        /// Canvas size WxH for png and term displays.
-        #[arg(long)]
-        size: Option<String>,
+        #[command(flatten)]
+        display: DisplayArgs,
         /// Seconds between new images (0: only on demand).
         #[arg(long, default_value_t = 5.0)]
         interval: f64,
@@ -116,6 +140,24 @@ enum Command {
         /// image, q quits — or the same as lines from a pipe).
         #[arg(long)]
         no_stdin: bool,
+    },
+    /// Run the kiosk's frame loop flat out and report resident memory and frame latency per
+    /// window (exits non-zero if memory grows past --max-growth-mib after the first window).
+    Soak {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        display: DisplayArgs,
+        #[arg(long, default_value_t = 100_000)]
+        frames: u64,
+        /// Frames per report row.
+        #[arg(long, default_value_t = 10_000)]
+        report_every: u64,
+        /// Allowed growth of resident memory from the first row to the last, MiB.
+        #[arg(long, default_value_t = 4.0)]
+        max_growth_mib: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Latency at batch 1 and throughput at batch 64, as a table.
     Bench {
@@ -167,9 +209,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Kiosk {
             model,
             display,
-            fb_geometry,
-            fb_format,
-            size,
             interval,
             walk,
             fps,
@@ -184,18 +223,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("--interval must be a non-negative number of seconds");
             }
             let generator = Arc::new(Mutex::new(model.load()?));
-            let display = Display::open(&DisplayOptions {
-                spec: &display,
-                fb_geometry: fb_geometry.as_deref(),
-                fb_format: &fb_format,
-                size: size.as_deref(),
-            })?;
+            let display = display.open()?;
             let stop = Arc::new(AtomicBool::new(false));
             for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
                 signal_hook::flag::register(signal, Arc::clone(&stop))
                     .context("installing signal handlers")?;
             }
             let (tx, rx) = kiosk::channel();
+            let mut hangups = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+                .context("installing the SIGHUP handler")?;
+            let reload = tx.clone();
+            std::thread::spawn(move || {
+                for _ in hangups.forever() {
+                    if reload.send(kiosk::Event::Reload).is_err() {
+                        break;
+                    }
+                }
+            });
             if !no_http {
                 let server = tiny_http::Server::http(&http)
                     .map_err(|e| anyhow::anyhow!("cannot listen on {http}: {e}"))?;
@@ -221,12 +265,57 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 frames,
             };
             let mut kiosk = Kiosk::new(generator, display, options);
+            kiosk.watch_model(model.watch());
             kiosk.run(rx, &stop)?;
             tracing::info!(
                 frames = kiosk.frames_shown,
                 display_errors = kiosk.display_errors,
+                reloads = kiosk.reloads,
                 "kiosk stopped"
             );
+            Ok(())
+        }
+        Command::Soak {
+            model,
+            display,
+            frames,
+            report_every,
+            max_growth_mib,
+            seed,
+        } => {
+            let generator = Arc::new(Mutex::new(model.load()?));
+            let options = KioskOptions {
+                interval: None,
+                walk: None,
+                seed,
+                frames: None,
+            };
+            let mut kiosk = Kiosk::new(generator, display.open()?, options);
+            kiosk.watch_model(model.watch());
+            println!("| frames | RSS MiB | p50 ms | p99 ms | max ms | display errors | reloads |");
+            println!("|---|---|---|---|---|---|---|");
+            let started = Instant::now();
+            let rows = soak::soak(&mut kiosk, frames, report_every, |r| {
+                println!(
+                    "| {} | {:.1} | {:.3} | {:.3} | {:.3} | {} | {} |",
+                    r.frames, r.rss_mib, r.p50_ms, r.p99_ms, r.max_ms, r.display_errors, r.reloads
+                );
+            })?;
+            let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+                bail!("--frames must be at least 1");
+            };
+            let growth = last.rss_mib - first.rss_mib;
+            println!(
+                "{} frames in {:.1} s; RSS {:.1} → {:.1} MiB (growth {:+.2} MiB after the first window)",
+                last.frames,
+                started.elapsed().as_secs_f64(),
+                first.rss_mib,
+                last.rss_mib,
+                growth
+            );
+            if growth > max_growth_mib {
+                bail!("resident memory grew {growth:.2} MiB (limit {max_growth_mib} MiB)");
+            }
             Ok(())
         }
         Command::Bench { model, runs } => {

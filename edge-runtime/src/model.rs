@@ -148,43 +148,52 @@ impl Generator {
 
 fn read_info(session: &Session) -> std::result::Result<ModelInfo, String> {
     let meta = session.metadata().map_err(|e| e.to_string())?;
-    let get = |key: &str| -> std::result::Result<String, String> {
-        meta.custom(key).ok_or_else(|| {
-            format!("metadata lacks '{key}' (not exported by this toolkit's 'export'?)")
+    ModelInfo::from_metadata(|key| meta.custom(key))
+}
+
+impl ModelInfo {
+    /// The contract's metadata, checked: `custom` looks up one key of the model's custom metadata.
+    pub fn from_metadata(
+        custom: impl Fn(&str) -> Option<String>,
+    ) -> std::result::Result<Self, String> {
+        let get = |key: &str| -> std::result::Result<String, String> {
+            custom(key).ok_or_else(|| {
+                format!("metadata lacks '{key}' (not exported by this toolkit's 'export'?)")
+            })
+        };
+        let num = |key: &str| -> std::result::Result<usize, String> {
+            let v = get(key)?;
+            v.parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0 && n <= 4096)
+                .ok_or_else(|| format!("metadata `{key}` = `{v}` is not a sensible size"))
+        };
+        let class_names: Vec<String> = serde_json::from_str(&get("class_names")?)
+            .map_err(|e| format!("metadata `class_names` is not a JSON list of strings: {e}"))?;
+        let num_classes: usize = get("num_classes")?
+            .parse()
+            .map_err(|_| "metadata `num_classes` is not a number".to_string())?;
+        if num_classes != class_names.len() {
+            return Err(format!(
+                "metadata says {num_classes} classes but names {}",
+                class_names.len()
+            ));
+        }
+        let channels = num("channels")?;
+        if channels != 1 && channels != 3 {
+            return Err(format!(
+                "{channels} channels: only gray or RGB images can be shown"
+            ));
+        }
+        Ok(ModelInfo {
+            name: get("model_name")?,
+            dataset: get("dataset").unwrap_or_default(),
+            latent_dim: num("latent_dim")?,
+            class_names,
+            channels,
+            height: num("height")?,
+            width: num("width")?,
+            attribution: get("attribution").unwrap_or_default(),
         })
-    };
-    let num = |key: &str| -> std::result::Result<usize, String> {
-        let v = get(key)?;
-        v.parse::<usize>()
-            .ok()
-            .filter(|&n| n > 0 && n <= 4096)
-            .ok_or_else(|| format!("metadata `{key}` = `{v}` is not a sensible size"))
-    };
-    let class_names: Vec<String> = serde_json::from_str(&get("class_names")?)
-        .map_err(|e| format!("metadata `class_names` is not a JSON list of strings: {e}"))?;
-    let num_classes: usize = get("num_classes")?
-        .parse()
-        .map_err(|_| "metadata `num_classes` is not a number".to_string())?;
-    if num_classes != class_names.len() {
-        return Err(format!(
-            "metadata says {num_classes} classes but names {}",
-            class_names.len()
-        ));
     }
-    let channels = num("channels")?;
-    if channels != 1 && channels != 3 {
-        return Err(format!(
-            "{channels} channels: only gray or RGB images can be shown"
-        ));
-    }
-    Ok(ModelInfo {
-        name: get("model_name")?,
-        dataset: get("dataset").unwrap_or_default(),
-        latent_dim: num("latent_dim")?,
-        class_names,
-        channels,
-        height: num("height")?,
-        width: num("width")?,
-        attribution: get("attribution").unwrap_or_default(),
-    })
 }

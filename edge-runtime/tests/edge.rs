@@ -13,9 +13,8 @@ use embedded_graphics::prelude::*;
 use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
 use gan_edge::framebuffer::{Framebuffer, Geometry, PixelFormat};
 
-fn model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/pretrained/mnist-cdcgan.onnx")
-}
+mod common;
+use common::{fixture, free_port, http, model};
 
 fn edge(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_edge-runtime"))
@@ -184,28 +183,6 @@ fn kiosk_draws_the_same_screen_on_framebuffer_and_png() {
             "{name}: the digit is drawn ({lit} bright pixels)"
         );
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http(port: u16, request: &str) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let head_end = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("HTTP head")
-        + 4;
-    let status = std::str::from_utf8(&buf[9..12]).unwrap().parse().unwrap();
-    (status, buf[head_end..].to_vec())
 }
 
 #[test]
@@ -383,15 +360,6 @@ fn bad_input() {
         ]),
         &["unknown display"],
     );
-}
-
-fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-        .to_str()
-        .unwrap()
-        .to_string()
 }
 
 #[test]

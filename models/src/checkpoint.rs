@@ -40,15 +40,23 @@ pub struct TensorFile {
 
 impl TensorFile {
     pub fn read(path: &Path, device: &Device) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| ModelError::File {
+            path: path.to_path_buf(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&bytes, path, device)
+    }
+
+    /// Parses safetensors bytes; `path` only names the file in errors.
+    pub fn parse(bytes: &[u8], path: &Path, device: &Device) -> Result<Self> {
         let err = |message: String| ModelError::File {
             path: path.to_path_buf(),
             message,
         };
-        let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
         let (_, header) = SafeTensors::read_metadata(&bytes)
             .map_err(|e| err(format!("not a safetensors file: {e}")))?;
         let metadata = header.metadata().clone().unwrap_or_default();
-        let tensors = candle_core::safetensors::load_buffer(&bytes, device)
+        let tensors = candle_core::safetensors::load_buffer(bytes, device)
             .map_err(|e| err(format!("corrupt tensor data: {e}")))?;
         Ok(Self { metadata, tensors })
     }
@@ -142,24 +150,35 @@ pub fn load_generator_weights(
     device: &Device,
     weights: Weights,
 ) -> Result<LoadedGenerator> {
-    let file = TensorFile::read(path, device)?;
-    let config = file.config(path)?;
-    let ema = weights == Weights::Inference && file.tensors.keys().any(|k| k.starts_with(EMA_PREFIX));
-    let params = if ema {
-        Params::from_tensors(&config.generator.net, G_PREFIX, &strip_ema_prefix(&file.tensors))
-    } else {
-        Params::from_tensors(&config.generator.net, G_PREFIX, &file.tensors)
+    LoadedGenerator::from_file(TensorFile::read(path, device)?, path, weights)
+}
+
+impl LoadedGenerator {
+    /// G from a parsed generator file or checkpoint; `path` only names the file in errors.
+    pub fn from_file(file: TensorFile, path: &Path, weights: Weights) -> Result<Self> {
+        let config = file.config(path)?;
+        let ema =
+            weights == Weights::Inference && file.tensors.keys().any(|k| k.starts_with(EMA_PREFIX));
+        let params = if ema {
+            Params::from_tensors(
+                &config.generator.net,
+                G_PREFIX,
+                &strip_ema_prefix(&file.tensors),
+            )
+        } else {
+            Params::from_tensors(&config.generator.net, G_PREFIX, &file.tensors)
+        }
+        .map_err(|e| ModelError::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok(LoadedGenerator {
+            generator: Generator::new(config.generator.clone(), params),
+            config,
+            metadata: file.metadata,
+            ema,
+        })
     }
-    .map_err(|e| ModelError::File {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    Ok(LoadedGenerator {
-        generator: Generator::new(config.generator.clone(), params),
-        config,
-        metadata: file.metadata,
-        ema,
-    })
 }
 
 /// The EMA tensors of a checkpoint under their plain names (`ema.g.0.weight` → `g.0.weight`).

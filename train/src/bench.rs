@@ -10,8 +10,8 @@ use gan_models::{Architecture, DatasetInfo};
 use crate::checkpoint::Models;
 use crate::error::Result;
 use crate::optim::AdamConfig;
-use crate::rng::{normal, stream, Purpose};
 use crate::recipe::Recipe;
+use crate::rng::{normal, stream, Purpose};
 use crate::trainer::train_step;
 
 pub struct BenchRow {

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
-use gan_models::checkpoint::{strip_ema_prefix, write_tensor_file, CONFIG_KEY, EMA_PREFIX, KIND_KEY};
+use gan_models::checkpoint::{
+    strip_ema_prefix, write_tensor_file, CONFIG_KEY, EMA_PREFIX, KIND_KEY,
+};
 use gan_models::gan::{D_PREFIX, G_PREFIX};
 use gan_models::{Discriminator, Generator, ModelConfig, Params, TensorFile};
 use serde::{Deserialize, Serialize};
@@ -63,7 +65,9 @@ impl Models {
     ) -> Result<Self> {
         let g = Generator::init(config.generator.clone(), init, device)?;
         let d = Discriminator::init(config.discriminator.clone(), init, device)?;
-        let g_ema = (recipe.ema_decay > 0.0).then(|| ema::start(&g)).transpose()?;
+        let g_ema = (recipe.ema_decay > 0.0)
+            .then(|| ema::start(&g))
+            .transpose()?;
         let opt_g = Adam::new(g.net.params.trainable(), adam_g)?;
         let opt_d = Adam::new(d.net.params.trainable(), adam_d)?;
         Ok(Self {
@@ -140,7 +144,16 @@ pub fn load(
             "no checkpoint to resume from",
         ));
     }
-    let file = TensorFile::read(&file_path, device)?;
+    from_file(TensorFile::read(&file_path, device)?, &file_path, expected)
+}
+
+/// The training state in a parsed checkpoint file; `file_path` only names it in errors.
+pub fn from_file(
+    file: TensorFile,
+    file_path: &Path,
+    expected: &ModelConfig,
+) -> Result<(Models, TrainState)> {
+    let file_path = file_path.to_path_buf();
     if file.metadata.get(KIND_KEY).map(String::as_str) != Some("checkpoint") {
         return Err(TrainError::checkpoint(
             &file_path,

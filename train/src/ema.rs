@@ -37,7 +37,14 @@ mod tests {
         let live = Generator::init(config.generator.clone(), &mut rng, &Device::Cpu).unwrap();
         let ema = start(&live).unwrap();
         let name = "g.0.weight";
-        let before = live.net.params.get(name).unwrap().as_tensor().copy().unwrap();
+        let before = live
+            .net
+            .params
+            .get(name)
+            .unwrap()
+            .as_tensor()
+            .copy()
+            .unwrap();
         let moved = (&before + 1.0).unwrap();
         live.net.params.get(name).unwrap().set(&moved).unwrap();
         update(&ema, &live, 0.9).unwrap();

@@ -204,7 +204,11 @@ impl fmt::Display for DigitScore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "samples: {}", self.samples)?;
         match self.accuracy {
-            Some(a) => writeln!(f, "judge accuracy on the requested digits: {:.2} %", a * 100.0)?,
+            Some(a) => writeln!(
+                f,
+                "judge accuracy on the requested digits: {:.2} %",
+                a * 100.0
+            )?,
             None => writeln!(f, "judge accuracy: n/a (unconditional model)")?,
         }
         let shares: Vec<String> = self

@@ -47,9 +47,11 @@ pub fn load(dir: &Path, size: usize, channels: usize, attribution: &str) -> Resu
     let files = list_images(dir)?;
     let mut pixels = Vec::with_capacity(files.len() * channels * size * size);
     for file in &files {
-        let img = image::open(file)
+        let bytes =
+            std::fs::read(file).map_err(|e| TrainError::data(file, format!("cannot read: {e}")))?;
+        let planes = decode_image(&bytes, size, channels)
             .map_err(|e| TrainError::data(file, format!("unreadable image: {e}")))?;
-        pixels.extend(to_planes(&img, size, channels));
+        pixels.extend(planes);
     }
     let info = DatasetInfo {
         name: dir
@@ -60,6 +62,30 @@ pub fn load(dir: &Path, size: usize, channels: usize, attribution: &str) -> Resu
         attribution: attribution.to_string(),
     };
     Dataset::new(pixels, vec![], [channels, size, size], info)
+}
+
+/// Largest side accepted; also bounds what a hostile header can make the decoder allocate.
+const MAX_SIDE: u32 = 8192;
+
+/// Decodes PNG/JPEG bytes (format sniffed from the content) into `channels × size × size` bytes.
+pub fn decode_image(
+    bytes: &[u8],
+    size: usize,
+    channels: usize,
+) -> std::result::Result<Vec<u8>, String> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(512 << 20);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| e.to_string())?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err("image has no pixels".into());
+    }
+    Ok(to_planes(&img, size, channels))
 }
 
 /// Center-crop to a square, resize, composite transparency over white, emit CHW bytes.

@@ -137,7 +137,10 @@ impl Judge {
             .map(|(k, v)| (k.clone(), v));
         let metadata = BTreeMap::from([
             (KIND_KEY.to_string(), KIND.to_string()),
-            (ACCURACY_KEY.to_string(), format!("{:.4}", self.test_accuracy)),
+            (
+                ACCURACY_KEY.to_string(),
+                format!("{:.4}", self.test_accuracy),
+            ),
         ]);
         Ok(write_tensor_file(path, tensors, metadata)?)
     }
@@ -163,8 +166,7 @@ impl Judge {
         for chunk in images.chunks(CHUNK * per) {
             let x = Tensor::from_slice(chunk, (chunk.len() / per, 1, 28, 28), device)?;
             let (logits, features) = self.logits_and_features(&x, false)?;
-            out.predictions
-                .extend(logits.argmax(1)?.to_vec1::<u32>()?);
+            out.predictions.extend(logits.argmax(1)?.to_vec1::<u32>()?);
             out.features
                 .extend(features.flatten_all()?.to_vec1::<f32>()?);
         }
@@ -174,12 +176,19 @@ impl Judge {
 
 /// The pixels of a dataset as `[-1, 1]` floats, the form generators produce.
 pub fn images(data: &Dataset) -> Vec<f32> {
-    data.pixels().iter().map(|&p| p as f32 / 127.5 - 1.0).collect()
+    data.pixels()
+        .iter()
+        .map(|&p| p as f32 / 127.5 - 1.0)
+        .collect()
 }
 
 /// Share of `predictions` equal to `labels`.
 pub fn accuracy(predictions: &[u32], labels: &[u32]) -> f64 {
-    let hits = predictions.iter().zip(labels).filter(|(p, l)| p == l).count();
+    let hits = predictions
+        .iter()
+        .zip(labels)
+        .filter(|(p, l)| p == l)
+        .count();
     hits as f64 / labels.len().max(1) as f64
 }
 

@@ -9,8 +9,8 @@ use gan_models::DatasetInfo;
 use crate::dataset::Dataset;
 use crate::error::{Result, TrainError};
 
-const IMAGES_MAGIC: u32 = 0x0000_0803;
-const LABELS_MAGIC: u32 = 0x0000_0801;
+pub const IMAGES_MAGIC: u32 = 0x0000_0803;
+pub const LABELS_MAGIC: u32 = 0x0000_0801;
 /// Refuse absurd headers before allocating (the full training set is 47 MB).
 const MAX_BYTES: u64 = 1 << 30;
 
@@ -83,21 +83,25 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
         })
 }
 
-/// Reads one IDX file; returns its dimensions and payload. Gzip is detected by its magic bytes.
+/// Reads one IDX file; returns its dimensions and payload.
 pub fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
     let raw =
         std::fs::read(path).map_err(|e| TrainError::data(path, format!("cannot read: {e}")))?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+    decode_idx(&raw, magic).map_err(|message| TrainError::data(path, message))
+}
+
+/// An IDX file's bytes, gzipped (detected by its magic bytes) or raw.
+pub fn decode_idx(raw: &[u8], magic: u32) -> std::result::Result<(Vec<usize>, Vec<u8>), String> {
+    if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        GzDecoder::new(raw.as_slice())
+        GzDecoder::new(raw)
             .take(MAX_BYTES)
             .read_to_end(&mut out)
-            .map_err(|e| TrainError::data(path, format!("corrupt or truncated gzip: {e}")))?;
-        out
+            .map_err(|e| format!("corrupt or truncated gzip: {e}"))?;
+        parse_idx(&out, magic)
     } else {
-        raw
-    };
-    parse_idx(&bytes, magic).map_err(|message| TrainError::data(path, message))
+        parse_idx(raw, magic)
+    }
 }
 
 /// The IDX format: big-endian magic (0, 0, type 0x08 = u8, rank), `rank` u32 dimensions, data.

@@ -60,8 +60,7 @@ impl OnnxGenerator {
         let outputs = if self.conditional {
             let labels: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
             let l_in = TensorRef::from_array_view(([n], labels.as_slice())).map_err(runtime)?;
-            self.session
-                .run(ort::inputs!["z" => z_in, "label" => l_in])
+            self.session.run(ort::inputs!["z" => z_in, "label" => l_in])
         } else {
             self.session.run(ort::inputs!["z" => z_in])
         }

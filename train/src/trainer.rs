@@ -13,8 +13,8 @@ use rand::Rng;
 
 use crate::checkpoint::{self, Models, TrainState};
 use crate::dataset::Dataset;
-use crate::error::{Result, TrainError};
 use crate::ema;
+use crate::error::{Result, TrainError};
 use crate::losses::{discriminator_loss, generator_loss, mean_probability};
 use crate::metrics::{Interval, Metrics};
 use crate::optim::AdamConfig;

@@ -69,8 +69,14 @@ fn fid_of_a_set_against_itself_is_zero_and_noise_is_far_above_the_floor() {
     );
     // Real test digits scored as if generated: accuracy ~ the judge's, FID 0 against themselves.
     let real_images = images(&test);
-    let as_generated =
-        score_digits(&judge, &real_images, test.labels(), &reference, &Device::Cpu).unwrap();
+    let as_generated = score_digits(
+        &judge,
+        &real_images,
+        test.labels(),
+        &reference,
+        &Device::Cpu,
+    )
+    .unwrap();
     assert!(as_generated.fid < 1e-6, "{}", as_generated.fid);
     assert!(as_generated.accuracy.unwrap() >= 0.97);
 }
@@ -88,7 +94,12 @@ fn a_constant_generator_gets_a_collapsed_class_distribution() {
     assert_eq!(score.entropy_bits, 0.0);
     assert_eq!(score.histogram.iter().filter(|&&c| c > 0).count(), 1);
     assert!(score.accuracy.unwrap() <= 0.11);
-    assert!(score.fid > 5.0 * score.floor, "{} vs {}", score.fid, score.floor);
+    assert!(
+        score.fid > 5.0 * score.floor,
+        "{} vs {}",
+        score.fid,
+        score.floor
+    );
 }
 
 #[test]
@@ -159,7 +170,12 @@ fn eval_scores_the_shipped_model_the_same_in_onnx_runtime_and_candle() {
 #[test]
 fn eval_names_a_missing_judge() {
     let out = Command::new(env!("CARGO_BIN_EXE_train"))
-        .args(["eval", "--judge", "/nonexistent/judge.safetensors", "--data"])
+        .args([
+            "eval",
+            "--judge",
+            "/nonexistent/judge.safetensors",
+            "--data",
+        ])
         .arg(fixture())
         .arg("--model")
         .arg(root().join("models/pretrained/mnist-cdcgan.onnx"))
