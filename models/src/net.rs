@@ -10,7 +10,8 @@ use crate::params::{tensor_name, Params};
 
 /// BatchNorm epsilon, as PyTorch uses; the exporter folds with the same value.
 pub const BN_EPS: f64 = 1e-5;
-const BN_MOMENTUM: f64 = 0.1;
+/// PyTorch's default BatchNorm momentum.
+pub const BN_MOMENTUM: f64 = 0.1;
 
 /// Which convolution code runs on CPU: candle's own ops (the reference) or `cpu_conv`'s GEMM
 /// lowering. Other devices always use candle's.
@@ -25,6 +26,8 @@ pub struct Net {
     pub config: NetConfig,
     pub params: Params,
     pub backend: ConvBackend,
+    /// Weight of a batch's statistics in the running ones (1/k averages k batches exactly).
+    pub bn_momentum: f64,
     prefix: String,
 }
 
@@ -34,6 +37,7 @@ impl Net {
             config,
             params,
             backend: ConvBackend::default(),
+            bn_momentum: BN_MOMENTUM,
             prefix: prefix.to_string(),
         }
     }
@@ -180,7 +184,7 @@ impl Net {
         Ok(x.broadcast_add(&b)?)
     }
 
-    /// PyTorch's update: momentum 0.1, unbiased variance.
+    /// PyTorch's update: momentum `bn_momentum` (0.1), unbiased variance.
     fn update_running_stats(
         &self,
         i: usize,
@@ -196,10 +200,9 @@ impl Net {
             .get(&tensor_name(&self.prefix, i, "running_var"))?;
         let count = count as f64;
         let unbiased = (var.detach() * (count / (count - 1.0).max(1.0)))?;
-        let new_mean =
-            ((running_mean.as_tensor() * (1.0 - BN_MOMENTUM))? + (mean.detach() * BN_MOMENTUM)?)?;
-        let new_var =
-            ((running_var.as_tensor() * (1.0 - BN_MOMENTUM))? + (unbiased * BN_MOMENTUM)?)?;
+        let m = self.bn_momentum;
+        let new_mean = ((running_mean.as_tensor() * (1.0 - m))? + (mean.detach() * m)?)?;
+        let new_var = ((running_var.as_tensor() * (1.0 - m))? + (unbiased * m)?)?;
         running_mean.set(&new_mean)?;
         running_var.set(&new_var)?;
         Ok(())

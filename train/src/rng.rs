@@ -16,6 +16,8 @@ pub enum Purpose {
     SampleGrid = 4,
     /// Latents, labels and subsets of `train eval`.
     Eval = 5,
+    /// Latents that measure the EMA generator's BatchNorm statistics.
+    BatchNormStats = 6,
 }
 
 pub fn stream(seed: u64, purpose: Purpose, index: u64) -> ChaCha8Rng {

@@ -97,7 +97,11 @@ pub fn train_step(
     let loss_g = generator_loss(&models.recipe, &d_on_fake)?;
     models.opt_g.step(&loss_g.backward()?)?;
     if let Some(g_ema) = &models.g_ema {
-        ema::update(g_ema, &models.g, models.recipe.ema_decay)?;
+        ema::update(
+            g_ema,
+            &models.g,
+            ema::decay_at(models.recipe.ema_decay, models.opt_g.t),
+        )?;
     }
 
     Ok(StepStats {
@@ -194,7 +198,13 @@ pub fn train(
     let total =
         (opts.epochs.saturating_sub(state.epoch) * batches).saturating_sub(state.batch_in_epoch);
     let bar = progress_bar(opts.progress, total);
-    let save = |models: &Models, state: &TrainState| checkpoint::save(run_dir, models, state);
+    // The EMA generator's BatchNorm statistics are measured afresh before it is saved or used.
+    let save = |models: &mut Models, state: &TrainState| -> Result<()> {
+        if let Some(g) = &mut models.g_ema {
+            ema::recalibrate_batch_norm(g, state.seed, state.step, device)?;
+        }
+        checkpoint::save(run_dir, models, state)
+    };
 
     let started = Instant::now();
     let elapsed_before = state.elapsed_s;
@@ -207,7 +217,7 @@ pub fn train(
         while state.batch_in_epoch < batches {
             if stop.load(Ordering::SeqCst) || opts.max_steps.is_some_and(|m| steps_here >= m) {
                 state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
-                save(&models, &state)?;
+                save(&mut models, &state)?;
                 metrics.flush()?;
                 bar.abandon_with_message("interrupted: checkpoint written");
                 return Ok(Summary {
@@ -248,7 +258,7 @@ pub fn train(
         state.epoch += 1;
         state.batch_in_epoch = 0;
         state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
-        save(&models, &state)?;
+        save(&mut models, &state)?;
         metrics.flush()?;
         metrics.plot()?;
         let grid = sample_path(run_dir, finished_epoch);
