@@ -170,8 +170,8 @@ struct TrainArgs {
     /// D's learning rate.
     #[arg(long)]
     lr_d: Option<f64>,
-    /// Adversarial loss.
-    #[arg(long, value_enum, default_value_t = LossKind::Bce)]
+    /// Adversarial loss (hinge measured best: README "Choosing the recipe").
+    #[arg(long, value_enum, default_value_t = LossKind::Hinge)]
     loss: LossKind,
     /// One-sided label smoothing: D's target for real images is 1 − this (bce only).
     #[arg(long, default_value_t = 0.0)]
