@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod dataset;
+pub mod diversity;
 pub mod ema;
 pub mod error;
 pub mod eval;
@@ -17,6 +18,7 @@ pub mod optim;
 pub mod recipe;
 pub mod rng;
 pub mod samples;
+pub mod swd;
 pub mod trainer;
 
 pub use error::{Result, TrainError};

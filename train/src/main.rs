@@ -11,7 +11,9 @@ use candle_core::Device;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use gan_models::net::ConvBackend;
 use gan_models::{Architecture, Weights};
-use gan_train::eval::{sample, score_digits, Reference, Source};
+use gan_train::eval::{
+    image_table, sample, score_digits, score_images, FolderReference, Reference, Source,
+};
 use gan_train::judge::{train_judge, Judge};
 use gan_train::optim::AdamConfig;
 use gan_train::recipe::{LossKind, Recipe};
@@ -46,8 +48,9 @@ enum Command {
     Bench(BenchArgs),
     /// Train the digit judge (a small CNN on MNIST) that `eval` scores generators with.
     Classifier(ClassifierArgs),
-    /// Score a generator: judge accuracy on requested digits, class distribution, FID vs the
-    /// MNIST test set and the real-data floor.
+    /// Score a generator. Digits: judge accuracy on requested digits, class distribution, FID
+    /// vs the MNIST test set. Image folders: multi-scale SWD, diversity ratio, near-duplicate
+    /// rate. Each next to the same numbers for real images.
     Eval(EvalArgs),
 }
 
@@ -74,7 +77,8 @@ struct EvalArgs {
     /// checkpoint (run in candle).
     #[arg(long)]
     model: PathBuf,
-    /// MNIST directory: its test set is the reference, its training set gives the floor.
+    /// Digits: the MNIST directory (its test set is the reference, its training set gives the
+    /// floor). Other images: the image folder the model was trained on.
     #[arg(long)]
     data: PathBuf,
     /// The digit judge written by `train classifier`.
@@ -343,25 +347,34 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     if args.n < 2 {
         bail!("-n must be at least 2 (FID needs a covariance)");
     }
-    let judge = Judge::load(&args.judge, &device).with_context(|| {
-        format!(
-            "cannot load the judge (train one with `train classifier --data MNIST_DIR --out {}`)",
-            args.judge.display()
-        )
-    })?;
     let weights = if args.trained_weights {
         Weights::Trained
     } else {
         Weights::Inference
     };
     let mut source = Source::open(&args.model, weights, args.ort_lib.as_deref(), &device)?;
+    let shape = source.image_shape()?;
+    println!("model: {} ({})", args.model.display(), source.describe());
+    if shape == [1, 28, 28] {
+        eval_digits(&args, &mut source, &device)
+    } else {
+        eval_folder(&args, &mut source, shape, &device)
+    }
+}
+
+fn eval_digits(args: &EvalArgs, source: &mut Source, device: &Device) -> anyhow::Result<ExitCode> {
+    let judge = Judge::load(&args.judge, device).with_context(|| {
+        format!(
+            "cannot load the judge (train one with `train classifier --data MNIST_DIR --out {}`)",
+            args.judge.display()
+        )
+    })?;
     let train = mnist::load(&args.data, mnist::Split::Train)?;
     let test = mnist::load(&args.data, mnist::Split::Test)?;
-    let reference = Reference::new(&judge, &train, &test, args.n, args.seed, &device)?;
-    let (images, requested) = sample(&mut source, args.n, args.seed, &device)?;
-    let score = score_digits(&judge, &images, &requested, &reference, &device)
+    let reference = Reference::new(&judge, &train, &test, args.n, args.seed, device)?;
+    let (images, requested) = sample(source, args.n, args.seed, device)?;
+    let score = score_digits(&judge, &images, &requested, &reference, device)
         .with_context(|| format!("scoring {}", args.model.display()))?;
-    println!("model: {} ({})", args.model.display(), source.describe());
     println!(
         "judge: {} (test accuracy {:.2} %)",
         args.judge.display(),
@@ -369,6 +382,32 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     );
     println!("real images per side of the floor: {}", reference.count);
     println!("{score}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval_folder(
+    args: &EvalArgs,
+    source: &mut Source,
+    [channels, height, width]: [usize; 3],
+    device: &Device,
+) -> anyhow::Result<ExitCode> {
+    if height != width {
+        bail!("folder metrics need square images; the model makes {height}×{width}");
+    }
+    let data = folder::load(&args.data, height, channels, "")?;
+    let reference = FolderReference::new(&data, args.n, args.seed)?;
+    let (images, _) = sample(source, reference.count, args.seed, device)?;
+    let score = score_images(&images, &reference, args.seed)
+        .with_context(|| format!("scoring {}", args.model.display()))?;
+    let floor = reference.floor(args.seed)?;
+    println!(
+        "{} generated vs {} real images ({} more real images for the floor); {}",
+        score.samples,
+        reference.count,
+        reference.count,
+        args.data.display()
+    );
+    println!("{}", image_table(&score, &floor));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -14,6 +14,7 @@ pub struct OnnxGenerator {
     pub latent_dim: usize,
     pub conditional: bool,
     output: String,
+    image: Option<[usize; 3]>,
 }
 
 impl OnnxGenerator {
@@ -38,17 +39,29 @@ impl OnnxGenerator {
             .ok_or_else(|| bad("input `z` has no fixed latent size".into()))?
             as usize;
         let conditional = session.inputs().iter().any(|i| i.name() == "label");
-        let output = session
+        let first = session
             .outputs()
             .first()
-            .ok_or_else(|| bad("the model has no output".into()))?
-            .name()
-            .to_string();
+            .ok_or_else(|| bad("the model has no output".into()))?;
+        let output = first.name().to_string();
+        let image = first
+            .dtype()
+            .tensor_shape()
+            .filter(|s| s.len() == 4 && s[1..].iter().all(|&d| d > 0))
+            .map(|s| [s[1] as usize, s[2] as usize, s[3] as usize]);
         Ok(Self {
             session,
             latent_dim,
             conditional,
             output,
+            image,
+        })
+    }
+
+    /// Per-image `[C, H, W]`, from the output's static dimensions.
+    pub fn image_shape(&self) -> Result<[usize; 3]> {
+        self.image.ok_or_else(|| {
+            TrainError::Option("the model's output has no static [N, C, H, W] shape".into())
         })
     }
 
