@@ -125,6 +125,12 @@ impl From<ConvKind> for ConvBackend {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum Preset {
+    /// BCE on logits with the non-saturating G loss, no label smoothing, no EMA.
+    Classic,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum DeviceKind {
     Cpu,
     /// Needs a build with `--features cuda`.
@@ -151,6 +157,16 @@ struct TrainArgs {
     /// Channel width multiplier of mnist-cdcgan (1 = the reference network).
     #[arg(long, default_value_t = 1)]
     width: usize,
+    /// dcgan64: G's base width (64 = PyTorch examples/dcgan, ~105 M MACs per image; 32 ≈ 27 M).
+    #[arg(long, default_value_t = 64)]
+    ngf: usize,
+    /// dcgan64: D's base width.
+    #[arg(long, default_value_t = 64)]
+    ndf: usize,
+    /// `classic`: the DCGAN recipe of the PyTorch reference (BCE, no EMA), overriding --loss,
+    /// --label-smoothing and --ema-decay (e.g. to reproduce its mode collapse on faces).
+    #[arg(long, value_enum)]
+    preset: Option<Preset>,
     /// Side of the square images a folder is resized to (dcgan64 needs 64).
     #[arg(long, default_value_t = 64)]
     image_size: usize,
@@ -263,8 +279,12 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         .to_string()
     });
     let mut arch = Architecture::from_name(&arch_name, data.channels)?;
-    if let Architecture::MnistCdcgan { width } = &mut arch {
-        *width = args.width.max(1);
+    match &mut arch {
+        Architecture::MnistCdcgan { width } => *width = args.width.max(1),
+        Architecture::Dcgan64 { ngf, ndf, .. } => {
+            *ngf = args.ngf.max(1);
+            *ndf = args.ndf.max(1);
+        }
     }
     let config = arch.config(data.info.clone())?;
     tracing::info!(
@@ -285,10 +305,13 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         batch_size: args.batch_size,
         adam_g: adam(args.lr_g),
         adam_d: adam(args.lr_d),
-        recipe: Recipe {
-            loss: args.loss,
-            label_smoothing: args.label_smoothing,
-            ema_decay: args.ema_decay,
+        recipe: match args.preset {
+            Some(Preset::Classic) => Recipe::default(),
+            None => Recipe {
+                loss: args.loss,
+                label_smoothing: args.label_smoothing,
+                ema_decay: args.ema_decay,
+            },
         },
         seed: args.seed,
         resume: args.resume,
