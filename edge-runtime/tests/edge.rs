@@ -2,9 +2,7 @@
 //! generated PNGs, the framebuffer-file sink in both pixel formats, the HTTP endpoint on
 //! loopback, and bad input.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::TcpStream;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 

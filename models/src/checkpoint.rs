@@ -53,7 +53,7 @@ impl TensorFile {
             path: path.to_path_buf(),
             message,
         };
-        let (_, header) = SafeTensors::read_metadata(&bytes)
+        let (_, header) = SafeTensors::read_metadata(bytes)
             .map_err(|e| err(format!("not a safetensors file: {e}")))?;
         let metadata = header.metadata().clone().unwrap_or_default();
         let tensors = candle_core::safetensors::load_buffer(bytes, device)
