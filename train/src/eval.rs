@@ -149,10 +149,11 @@ impl Reference {
         let per = 28 * 28;
         let test_images = images(test);
         let test_features = judge.judge(&test_images[..count * per], device)?.features;
-        let train_images = images(train);
+        // Only the chosen training images are converted (the whole set would be 188 MB of f32).
         let chosen: Vec<f32> = permutation(seed, u64::MAX, train.len())[..count]
             .iter()
-            .flat_map(|&i| train_images[i * per..(i + 1) * per].iter().copied())
+            .flat_map(|&i| train.pixels()[i * per..(i + 1) * per].iter())
+            .map(|&p| p as f32 / 127.5 - 1.0)
             .collect();
         let train_features = judge.judge(&chosen, device)?.features;
         let test = Gaussian::fit(&test_features, FEATURES)?;
