@@ -81,19 +81,20 @@ impl Dataset {
         self.labels.truncate(n);
     }
 
+    /// The images at `indices` as flat NCHW floats in [-1, 1], the form generators produce.
+    pub fn floats(&self, indices: impl IntoIterator<Item = usize>) -> Vec<f32> {
+        let per = self.channels * self.height * self.width;
+        indices
+            .into_iter()
+            .flat_map(|i| self.pixels[i * per..(i + 1) * per].iter())
+            .map(|&p| p as f32 / 127.5 - 1.0)
+            .collect()
+    }
+
     /// Images `[B, C, H, W]` scaled to [-1, 1] and labels `[B]` (u32) for the given indices.
     pub fn batch(&self, indices: &[usize], device: &Device) -> Result<(Tensor, Option<Tensor>)> {
-        let per = self.channels * self.height * self.width;
-        let mut data = Vec::with_capacity(indices.len() * per);
-        for &i in indices {
-            data.extend(
-                self.pixels[i * per..(i + 1) * per]
-                    .iter()
-                    .map(|&p| p as f32 / 127.5 - 1.0),
-            );
-        }
         let images = Tensor::from_vec(
-            data,
+            self.floats(indices.iter().copied()),
             (indices.len(), self.channels, self.height, self.width),
             device,
         )?;

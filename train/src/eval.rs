@@ -150,11 +150,11 @@ impl Reference {
         let test_images = images(test);
         let test_features = judge.judge(&test_images[..count * per], device)?.features;
         // Only the chosen training images are converted (the whole set would be 188 MB of f32).
-        let chosen: Vec<f32> = permutation(seed, u64::MAX, train.len())[..count]
-            .iter()
-            .flat_map(|&i| train.pixels()[i * per..(i + 1) * per].iter())
-            .map(|&p| p as f32 / 127.5 - 1.0)
-            .collect();
+        let chosen = train.floats(
+            permutation(seed, u64::MAX, train.len())[..count]
+                .iter()
+                .copied(),
+        );
         let train_features = judge.judge(&chosen, device)?.features;
         let test = Gaussian::fit(&test_features, FEATURES)?;
         let floor = Gaussian::fit(&train_features, FEATURES)?.frechet_distance(&test);
@@ -284,14 +284,8 @@ impl FolderReference {
             )));
         }
         let order = permutation(seed, u64::MAX, data.len());
-        let per = channels * h * w;
-        let pick = |idx: &[usize]| -> Vec<f32> {
-            idx.iter()
-                .flat_map(|&i| data.pixels()[i * per..(i + 1) * per].iter())
-                .map(|&p| p as f32 / 127.5 - 1.0)
-                .collect()
-        };
-        let (a, b) = (pick(&order[..count]), pick(&order[count..2 * count]));
+        let pick = |range: std::ops::Range<usize>| data.floats(order[range].iter().copied());
+        let (a, b) = (pick(0..count), pick(count..2 * count));
         let distances = Distances::of(ImageSet::first(
             &a,
             count.min(DIVERSITY_SAMPLE),
