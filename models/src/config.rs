@@ -41,6 +41,9 @@ pub enum Layer {
         shape: Vec<usize>,
     },
     Flatten,
+    /// Appends one channel holding the batch's mean feature standard deviation (ProGAN): D sees
+    /// how varied a batch is, so a collapsed G is easy to tell from real data.
+    MinibatchStddev,
     Relu,
     LeakyRelu {
         slope: f64,
@@ -105,6 +108,10 @@ impl Layer {
                 }
             }
             Layer::Flatten => Ok(vec![input.iter().product()]),
+            Layer::MinibatchStddev => match input {
+                [c, h, w] => Ok(vec![c + 1, *h, *w]),
+                _ => bad(format!("minibatch_stddev expects [C, H, W], got {input:?}")),
+            },
             Layer::Relu | Layer::LeakyRelu { .. } | Layer::Tanh => Ok(input.to_vec()),
         }
     }
@@ -237,6 +244,9 @@ pub enum Architecture {
         latent: usize,
         ngf: usize,
         ndf: usize,
+        /// A minibatch-stddev channel before D's last convolution.
+        #[serde(default)]
+        minibatch_stddev: bool,
     },
 }
 
@@ -249,6 +259,7 @@ impl Architecture {
                 latent: 100,
                 ngf: 64,
                 ndf: 64,
+                minibatch_stddev: false,
             }),
             other => Err(ModelError::UnknownArchitecture(other.to_string())),
         }
@@ -270,7 +281,8 @@ impl Architecture {
                 latent,
                 ngf,
                 ndf,
-            } => dcgan64(channels, latent, ngf, ndf),
+                minibatch_stddev,
+            } => dcgan64(channels, latent, ngf, ndf, minibatch_stddev),
         };
         let config = ModelConfig {
             format_version: FORMAT_VERSION,
@@ -420,6 +432,7 @@ fn dcgan64(
     latent: usize,
     ngf: usize,
     ndf: usize,
+    minibatch_stddev: bool,
 ) -> (GeneratorConfig, DiscriminatorConfig) {
     let mut g = vec![
         Layer::Reshape {
@@ -455,7 +468,13 @@ fn dcgan64(
             Layer::LeakyRelu { slope: 0.2 },
         ]);
     }
-    d.extend([conv(ndf * 8, 1, 1, 0, false), Layer::Flatten]);
+    if minibatch_stddev {
+        d.push(Layer::MinibatchStddev);
+    }
+    d.extend([
+        conv(ndf * 8 + minibatch_stddev as usize, 1, 1, 0, false),
+        Layer::Flatten,
+    ]);
     (
         GeneratorConfig {
             latent_dim: latent,

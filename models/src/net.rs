@@ -138,6 +138,7 @@ impl Net {
                 x.reshape(full)?
             }
             Layer::Flatten => x.flatten_from(1)?,
+            Layer::MinibatchStddev => minibatch_stddev(x)?,
             Layer::Relu | Layer::LeakyRelu { .. } | Layer::Tanh if fast => {
                 cpu_fused::bias_act(x, None, activation(layer).expect("an activation"))?
             }
@@ -233,6 +234,19 @@ impl Net {
     }
 }
 
+/// `x` with one more channel: the standard deviation of each feature over the batch, averaged
+/// over all features, broadcast to every sample and position (ProGAN's whole-batch group).
+fn minibatch_stddev(x: &Tensor) -> Result<Tensor> {
+    let (n, _, h, w) = x.dims4()?;
+    let centred = x.broadcast_sub(&x.mean_keepdim(0)?)?;
+    let std = (centred.sqr()?.mean_keepdim(0)? + 1e-8)?.sqrt()?;
+    let plane = std
+        .mean_all()?
+        .reshape((1, 1, 1, 1))?
+        .broadcast_as((n, 1, h, w))?;
+    Ok(Tensor::cat(&[x, &plane.contiguous()?], 1)?)
+}
+
 /// The activation a layer is, if it is one.
 fn activation(layer: &Layer) -> Option<Activation> {
     match layer {
@@ -240,5 +254,51 @@ fn activation(layer: &Layer) -> Option<Activation> {
         Layer::LeakyRelu { slope } => Some(Activation::LeakyRelu(*slope as f32)),
         Layer::Tanh => Some(Activation::Tanh),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn minibatch_stddev_is_near_zero_for_a_collapsed_batch_only() {
+        let one = Tensor::arange(0f32, 12.0, &Device::Cpu)
+            .unwrap()
+            .reshape((1, 3, 2, 2))
+            .unwrap();
+        let collapsed = Tensor::cat(&[&one, &one, &one], 0).unwrap();
+        let y = minibatch_stddev(&collapsed).unwrap();
+        assert_eq!(y.dims(), [3, 4, 2, 2]);
+        let extra: Vec<f32> = y
+            .narrow(1, 3, 1)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert!(extra.iter().all(|&v| v < 1e-3), "{extra:?}");
+        // Two samples that differ by 2 everywhere: population std 1 for every feature.
+        let apart = Tensor::cat(&[&one, &(&one + 2.0).unwrap()], 0).unwrap();
+        let extra: Vec<f32> = minibatch_stddev(&apart)
+            .unwrap()
+            .narrow(1, 3, 1)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert!(extra.iter().all(|&v| (v - 1.0).abs() < 1e-4), "{extra:?}");
+        // The original channels pass through untouched.
+        let head: Vec<f32> = minibatch_stddev(&apart)
+            .unwrap()
+            .narrow(1, 0, 3)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(head, apart.flatten_all().unwrap().to_vec1::<f32>().unwrap());
     }
 }

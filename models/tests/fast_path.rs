@@ -98,6 +98,7 @@ fn dcgan64_fast_path_matches_candle() {
         latent: 16,
         ngf: 8,
         ndf: 8,
+        minibatch_stddev: true,
     };
     compare(arch, 0, 3);
 }

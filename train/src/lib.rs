@@ -1,5 +1,6 @@
 //! Training GANs with candle: datasets, the adversarial loop, checkpoints, samples and metrics.
 
+pub mod augment;
 pub mod bench;
 pub mod checkpoint;
 pub mod dataset;

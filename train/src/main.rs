@@ -163,8 +163,11 @@ struct TrainArgs {
     /// dcgan64: D's base width.
     #[arg(long, default_value_t = 64)]
     ndf: usize,
+    /// dcgan64: give D a minibatch-stddev channel (ProGAN) so it can see a batch lacks variety.
+    #[arg(long)]
+    minibatch_stddev: bool,
     /// `classic`: the DCGAN recipe of the PyTorch reference (BCE, no EMA), overriding --loss,
-    /// --label-smoothing and --ema-decay (e.g. to reproduce its mode collapse on faces).
+    /// --label-smoothing, --ema-decay and --diff-augment (e.g. to reproduce its mode collapse on faces).
     #[arg(long, value_enum)]
     preset: Option<Preset>,
     /// Side of the square images a folder is resized to (dcgan64 needs 64).
@@ -199,6 +202,10 @@ struct TrainArgs {
     /// Decay of the EMA of G's weights that samples and exports use; 0 turns it off.
     #[arg(long, default_value_t = 0.999)]
     ema_decay: f64,
+    /// DiffAugment: random colour, shift and cut-out on every image D sees, real and generated
+    /// (keeps D from memorising a small dataset, e.g. faces).
+    #[arg(long)]
+    diff_augment: bool,
     #[arg(long, default_value_t = 0.5)]
     beta1: f64,
     #[arg(long, default_value_t = 0.999)]
@@ -281,9 +288,15 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let mut arch = Architecture::from_name(&arch_name, data.channels)?;
     match &mut arch {
         Architecture::MnistCdcgan { width } => *width = args.width.max(1),
-        Architecture::Dcgan64 { ngf, ndf, .. } => {
+        Architecture::Dcgan64 {
+            ngf,
+            ndf,
+            minibatch_stddev,
+            ..
+        } => {
             *ngf = args.ngf.max(1);
             *ndf = args.ndf.max(1);
+            *minibatch_stddev = args.minibatch_stddev;
         }
     }
     let config = arch.config(data.info.clone())?;
@@ -311,6 +324,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                 loss: args.loss,
                 label_smoothing: args.label_smoothing,
                 ema_decay: args.ema_decay,
+                diff_augment: args.diff_augment,
             },
         },
         seed: args.seed,

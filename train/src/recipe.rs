@@ -1,4 +1,4 @@
-//! The training recipe beyond Adam: the loss, label smoothing and an EMA of G. It is stored in
+//! The training recipe beyond Adam: the loss, label smoothing, an EMA of G and augmentation. It is stored in
 //! the checkpoint, so a resumed run keeps the recipe it started with.
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,9 @@ pub struct Recipe {
     pub label_smoothing: f64,
     /// Decay of the exponential moving average of G's weights; 0 keeps no EMA.
     pub ema_decay: f64,
+    /// DiffAugment (colour, translation, cutout) on everything D sees.
+    #[serde(default)]
+    pub diff_augment: bool,
 }
 
 impl Default for Recipe {
@@ -31,6 +34,7 @@ impl Default for Recipe {
             loss: LossKind::Bce,
             label_smoothing: 0.0,
             ema_decay: 0.0,
+            diff_augment: false,
         }
     }
 }

@@ -18,6 +18,8 @@ pub enum Purpose {
     Eval = 5,
     /// Latents that measure the EMA generator's BatchNorm statistics.
     BatchNormStats = 6,
+    /// DiffAugment's per-sample colour, shift and cut-out draws.
+    Augment = 7,
 }
 
 pub fn stream(seed: u64, purpose: Purpose, index: u64) -> ChaCha8Rng {

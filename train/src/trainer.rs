@@ -11,6 +11,7 @@ use gan_models::ModelConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
 
+use crate::augment::diff_augment;
 use crate::checkpoint::{self, Models, TrainState};
 use crate::dataset::Dataset;
 use crate::ema;
@@ -83,17 +84,27 @@ pub fn train_step(
         None
     };
     let fake = models.g.forward_t(&z, fake_labels.as_ref(), true)?;
+    let mut aug_rng = stream(seed, Purpose::Augment, step);
+    let mut seen = |x: &Tensor| -> candle_core::Result<Tensor> {
+        if models.recipe.diff_augment {
+            diff_augment(x, &mut aug_rng)
+        } else {
+            Ok(x.clone())
+        }
+    };
 
     // D: real → 1, detached fake → 0.
-    let d_real = models.d.forward_t(real, labels, true)?;
+    let d_real = models.d.forward_t(&seen(real)?, labels, true)?;
     let d_fake = models
         .d
-        .forward_t(&fake.detach(), fake_labels.as_ref(), true)?;
+        .forward_t(&seen(&fake.detach())?, fake_labels.as_ref(), true)?;
     let loss_d = discriminator_loss(&models.recipe, &d_real, &d_fake)?;
     models.opt_d.step(&loss_d.backward()?)?;
 
     // G through the updated D (non-saturating BCE or hinge).
-    let d_on_fake = models.d.forward_t(&fake, fake_labels.as_ref(), true)?;
+    let d_on_fake = models
+        .d
+        .forward_t(&seen(&fake)?, fake_labels.as_ref(), true)?;
     let loss_g = generator_loss(&models.recipe, &d_on_fake)?;
     models.opt_g.step(&loss_g.backward()?)?;
     if let Some(g_ema) = &models.g_ema {

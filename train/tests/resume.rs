@@ -25,11 +25,13 @@ fn options(epochs: u64, resume: bool, max_steps: Option<u64>) -> TrainOptions {
             lr: 4e-4,
             ..AdamConfig::default()
         },
-        // Everything the checkpoint must carry: an EMA of G and a non-default recipe.
+        // Everything the checkpoint must carry: an EMA of G and a non-default recipe (augmentation
+        // included, whose draws must follow the step).
         recipe: Recipe {
             loss: LossKind::Bce,
             label_smoothing: 0.1,
             ema_decay: 0.9,
+            diff_augment: true,
         },
         seed: 3,
         resume,

@@ -1,0 +1,165 @@
+//! Differentiable augmentation (DiffAugment, Zhao et al. 2020): D only ever sees randomly
+//! recoloured, shifted and cut-out images, real and generated alike, so it cannot memorise a small
+//! dataset and its gradients keep pushing G towards the whole distribution. Every op is a candle op
+//! on the batch, so G's gradient flows back through the augmentation.
+
+use candle_core::{DType, Result, Tensor};
+use rand::Rng;
+
+/// Largest shift, as a fraction of the side (the paper's 1/8).
+const TRANSLATION: f64 = 0.125;
+/// Side of the cut-out square, as a fraction of the image side (the paper's 1/2).
+const CUTOUT: f64 = 0.5;
+
+/// The paper's "color,translation,cutout" policy on an `[N, C, H, W]` batch in [-1, 1], with
+/// fresh random parameters for every sample.
+pub fn diff_augment(x: &Tensor, rng: &mut impl Rng) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let x = color(x, rng)?;
+    let shifts = (0..n)
+        .map(|_| (shift(h, rng), shift(w, rng)))
+        .collect::<Vec<_>>();
+    let boxes = (0..n)
+        .map(|_| (cut_start(h, rng), cut_start(w, rng)))
+        .collect::<Vec<_>>();
+    let index = geometry_index((n, c, h, w), &shifts, &boxes, (cut_side(h), cut_side(w)));
+    // One gather does translation and cutout: every output element names its source element, or
+    // the appended zero where it falls outside the image or inside the cut-out square. Its
+    // backward pass (index_add) routes each gradient to the one pixel it came from.
+    let zero = Tensor::zeros(1, DType::F32, x.device())?;
+    let flat = Tensor::cat(&[&x.flatten_all()?, &zero], 0)?;
+    let index = Tensor::from_vec(index, n * c * h * w, x.device())?;
+    flat.index_select(&index, 0)?.reshape((n, c, h, w))
+}
+
+/// Brightness ±0.5, saturation ×[0, 2], contrast ×[0.5, 1.5], per sample.
+fn color(x: &Tensor, rng: &mut impl Rng) -> Result<Tensor> {
+    let n = x.dim(0)?;
+    let mut per_sample = |scale: f32, offset: f32| {
+        let v: Vec<f32> = (0..n).map(|_| rng.gen::<f32>() * scale + offset).collect();
+        Tensor::from_vec(v, (n, 1, 1, 1), x.device())
+    };
+    let x = x.broadcast_add(&per_sample(1.0, -0.5)?)?;
+    let gray = x.mean_keepdim(1)?;
+    let x = x
+        .broadcast_sub(&gray)?
+        .broadcast_mul(&per_sample(2.0, 0.0)?)?
+        .broadcast_add(&gray)?;
+    let mean = x.flatten_from(1)?.mean_keepdim(1)?.reshape((n, 1, 1, 1))?;
+    x.broadcast_sub(&mean)?
+        .broadcast_mul(&per_sample(1.0, 0.5)?)?
+        .broadcast_add(&mean)
+}
+
+fn shift(side: usize, rng: &mut impl Rng) -> i64 {
+    let max = (side as f64 * TRANSLATION + 0.5) as i64;
+    rng.gen_range(-max..=max)
+}
+
+fn cut_side(side: usize) -> usize {
+    (side as f64 * CUTOUT + 0.5) as usize
+}
+
+/// Top/left edge of the cut-out square; it may hang over the border, as in the paper.
+fn cut_start(side: usize, rng: &mut impl Rng) -> i64 {
+    let size = cut_side(side) as i64;
+    let centre = rng.gen_range(0..side as i64 + (1 - size % 2));
+    centre - size / 2
+}
+
+/// Source element of every output element of a `(n, c, h, w)` batch; `n·c·h·w` (the appended
+/// zero) where the shifted source is outside the image or the output pixel is cut out.
+/// Output pixel (y, x) of sample i comes from input (y − dy, x − dx).
+fn geometry_index(
+    (n, c, h, w): (usize, usize, usize, usize),
+    shifts: &[(i64, i64)],
+    boxes: &[(i64, i64)],
+    (cut_h, cut_w): (usize, usize),
+) -> Vec<u32> {
+    let zero = (n * c * h * w) as u32;
+    let mut index = Vec::with_capacity(n * c * h * w);
+    for i in 0..n {
+        let (dy, dx) = shifts[i];
+        let (top, left) = boxes[i];
+        for ch in 0..c {
+            for y in 0..h as i64 {
+                for x in 0..w as i64 {
+                    let (sy, sx) = (y - dy, x - dx);
+                    let cut = (top..top + cut_h as i64).contains(&y)
+                        && (left..left + cut_w as i64).contains(&x);
+                    let outside = sy < 0 || sx < 0 || sy >= h as i64 || sx >= w as i64;
+                    index.push(if cut || outside {
+                        zero
+                    } else {
+                        ((((i * c + ch) * h) as i64 + sy) * w as i64 + sx) as u32
+                    });
+                }
+            }
+        }
+    }
+    index
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn shift_moves_pixels_and_cutout_zeroes_a_square() {
+        // One 1×3×3 image, shifted down by one and right by zero; a 1×1 cut at (2, 2).
+        let index = geometry_index((1, 1, 3, 3), &[(1, 0)], &[(2, 2)], (1, 1));
+        let z = 9;
+        assert_eq!(index, [z, z, z, 0, 1, 2, 3, 4, z]);
+        // The second sample's indices point into its own image.
+        let index = geometry_index((2, 1, 2, 2), &[(0, 0), (0, -1)], &[(9, 9), (9, 9)], (1, 1));
+        assert_eq!(index, [0, 1, 2, 3, 5, 8, 7, 8]);
+    }
+
+    #[test]
+    fn augments_each_sample_differently_and_passes_gradients_back() {
+        let device = Device::Cpu;
+        let data: Vec<f32> = (0..4 * 3 * 16 * 16)
+            .map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0)
+            .collect();
+        let one = Tensor::from_vec(data, (1, 3, 16, 16), &device).unwrap();
+        let batch = Var::from_tensor(&Tensor::cat(&[&one, &one, &one, &one], 0).unwrap()).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let y = diff_augment(batch.as_tensor(), &mut rng).unwrap();
+        assert_eq!(y.dims(), [4, 3, 16, 16]);
+        let rows: Vec<Vec<f32>> = (0..4)
+            .map(|i| y.get(i).unwrap().flatten_all().unwrap().to_vec1().unwrap())
+            .collect();
+        assert!(
+            rows.windows(2).all(|p| p[0] != p[1]),
+            "samples augmented alike"
+        );
+        // A quarter of each image (the 8×8 cut-out) is exactly zero at least.
+        for row in &rows {
+            assert!(row.iter().filter(|&&v| v == 0.0).count() >= 3 * 64);
+        }
+        let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let g = grads
+            .get(batch.as_tensor())
+            .expect("a gradient for the input");
+        let g: Vec<f32> = g.flatten_all().unwrap().to_vec1().unwrap();
+        assert!(g.iter().all(|v| v.is_finite()));
+        assert!(g.iter().filter(|&&v| v != 0.0).count() > g.len() / 2);
+    }
+
+    #[test]
+    fn same_stream_same_augmentation() {
+        let x = Tensor::ones((2, 3, 8, 8), DType::F32, &Device::Cpu).unwrap();
+        let run = || {
+            diff_augment(&x, &mut ChaCha8Rng::seed_from_u64(11))
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        assert_eq!(run(), run());
+    }
+}
