@@ -121,7 +121,7 @@ mod tests {
     #[test]
     fn augments_each_sample_differently_and_passes_gradients_back() {
         let device = Device::Cpu;
-        let data: Vec<f32> = (0..4 * 3 * 16 * 16)
+        let data: Vec<f32> = (0..3 * 16 * 16)
             .map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0)
             .collect();
         let one = Tensor::from_vec(data, (1, 3, 16, 16), &device).unwrap();
@@ -136,9 +136,9 @@ mod tests {
             rows.windows(2).all(|p| p[0] != p[1]),
             "samples augmented alike"
         );
-        // A quarter of each image (the 8×8 cut-out) is exactly zero at least.
+        // The 8×8 cut-out may hang over the border, but at least its 4×4 quarter is inside.
         for row in &rows {
-            assert!(row.iter().filter(|&&v| v == 0.0).count() >= 3 * 64);
+            assert!(row.iter().filter(|&&v| v == 0.0).count() >= 3 * 16);
         }
         let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
         let g = grads
