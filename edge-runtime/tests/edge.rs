@@ -12,7 +12,7 @@ use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
 use gan_edge::framebuffer::{Framebuffer, Geometry, PixelFormat};
 
 mod common;
-use common::{fixture, free_port, http, model};
+use common::{faces_model, fixture, free_port, http, model};
 
 fn edge(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_edge-runtime"))
@@ -386,6 +386,93 @@ fn models_that_break_the_contract_are_refused_and_unconditional_ones_work() {
         image::load_from_memory(&o.stdout).unwrap().width(),
         2 * 3 + 1
     );
+}
+
+/// `--model` picks what the kiosk shows: the shipped faces model draws colour faces, different
+/// ones for different latents, and its card's attribution reaches the HTTP page.
+#[test]
+fn the_shipped_faces_model_draws_colour_faces() {
+    let m = faces_model();
+    let m = m.to_str().unwrap();
+    let grid = |seed: &str| {
+        let o = edge(&[
+            "generate", "--model", m, "--count", "16", "--seed", seed, "--out", "-",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        image::load_from_memory(&o.stdout).unwrap().to_rgb8()
+    };
+    let a = grid("1");
+    // 4×4 faces of 64×64 with a 1-pixel border.
+    assert_eq!(a.dimensions(), (4 * 65 + 1, 4 * 65 + 1));
+    let coloured = a
+        .pixels()
+        .filter(|p| p[0].abs_diff(p[1]) > 40 || p[1].abs_diff(p[2]) > 40)
+        .count();
+    assert!(coloured > 2_000, "faces are in colour ({coloured} pixels)");
+    let face = |img: &image::RgbImage, i: u32| {
+        image::imageops::crop_imm(img, 1 + 65 * (i % 4), 1 + 65 * (i / 4), 64, 64).to_image()
+    };
+    for i in 1..16 {
+        assert_ne!(face(&a, 0), face(&a, i), "face {i} repeats face 0");
+    }
+    assert_ne!(a, grid("2"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("k.png");
+    let spec = format!("png:{}", png.display());
+    let o = edge(&[
+        "kiosk",
+        "--model",
+        m,
+        "--display",
+        &spec,
+        "--size",
+        "160x120",
+        "--frames",
+        "2",
+        "--seed",
+        "5",
+        "--no-http",
+        "--no-stdin",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let frame = image::open(&png).unwrap().to_rgb8();
+    assert!(
+        frame.pixels().any(|p| p[0].abs_diff(p[2]) > 40),
+        "a colour face on screen"
+    );
+
+    let port = free_port();
+    let mut kiosk = Command::new(env!("CARGO_BIN_EXE_edge-runtime"))
+        .args([
+            "kiosk",
+            "--model",
+            m,
+            "--display",
+            &spec,
+            "--size",
+            "160x120",
+            "--no-stdin",
+        ])
+        .args(["--http", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "kiosk did not start listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body) = http(
+        port,
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    kiosk.kill().unwrap();
+    kiosk.wait().unwrap();
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("Lisa Wischofsky"));
 }
 
 #[test]

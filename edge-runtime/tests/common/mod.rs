@@ -12,6 +12,11 @@ pub fn model() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/pretrained/mnist-cdcgan.onnx")
 }
 
+/// The shipped 64×64 faces generator (unconditional, RGB).
+pub fn faces_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/pretrained/faces-dcgan64.onnx")
+}
+
 pub fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
