@@ -17,6 +17,7 @@ use gan_train::eval::{
 use gan_train::judge::{train_judge, Judge};
 use gan_train::optim::AdamConfig;
 use gan_train::recipe::{LossKind, Recipe};
+use gan_train::samples::write_image_grid;
 use gan_train::trainer::{train, Outcome, TrainOptions};
 use gan_train::{bench, folder, mnist};
 
@@ -95,7 +96,13 @@ struct EvalArgs {
     /// ONNX Runtime library (default: the usual places, see `scripts/fetch-onnxruntime`).
     #[arg(long)]
     ort_lib: Option<PathBuf>,
+    /// Also write the first 64 scored images as an 8×8 PNG grid (to see what the numbers mean).
+    #[arg(long)]
+    grid: Option<PathBuf>,
 }
+
+/// Images in the `--grid` of `train eval`.
+const EVAL_GRID: usize = 64;
 
 const DEFAULT_JUDGE: &str = "models/pretrained/mnist-judge.safetensors";
 
@@ -410,6 +417,7 @@ fn eval_digits(args: &EvalArgs, source: &mut Source, device: &Device) -> anyhow:
     let test = mnist::load(&args.data, mnist::Split::Test)?;
     let reference = Reference::new(&judge, &train, &test, args.n, args.seed, device)?;
     let (images, requested) = sample(source, args.n, args.seed, device)?;
+    write_eval_grid(args, &images, [1, 28, 28])?;
     let score = score_digits(&judge, &images, &requested, &reference, device)
         .with_context(|| format!("scoring {}", args.model.display()))?;
     println!(
@@ -434,6 +442,7 @@ fn eval_folder(
     let data = folder::load(&args.data, height, channels, "")?;
     let reference = FolderReference::new(&data, args.n, args.seed)?;
     let (images, _) = sample(source, reference.count, args.seed, device)?;
+    write_eval_grid(args, &images, [channels, height, width])?;
     let score = score_images(&images, &reference, args.seed)
         .with_context(|| format!("scoring {}", args.model.display()))?;
     let floor = reference.floor(args.seed)?;
@@ -446,6 +455,16 @@ fn eval_folder(
     );
     println!("{}", image_table(&score, &floor));
     Ok(ExitCode::SUCCESS)
+}
+
+fn write_eval_grid(args: &EvalArgs, images: &[f32], shape: [usize; 3]) -> anyhow::Result<()> {
+    let Some(path) = &args.grid else {
+        return Ok(());
+    };
+    let n = EVAL_GRID.min(images.len() / shape.iter().product::<usize>());
+    write_image_grid(images, n, shape, 8, path)?;
+    println!("grid of the first {n} images: {}", path.display());
+    Ok(())
 }
 
 fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {

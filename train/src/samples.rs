@@ -44,7 +44,18 @@ pub fn write_grid(g: &Generator, seed: u64, path: &Path, device: &Device) -> Res
     let images = g.forward_t(&z, labels.as_ref(), false)?;
     let (n, c, h, w) = images.dims4()?;
     let data = images.flatten_all()?.to_vec1::<f32>()?;
-    let grid = Batch::new(&data, n, c, h, w)?.grid(columns, 2);
+    write_image_grid(&data, n, [c, h, w], columns, path)
+}
+
+/// Writes `n` images (`[C, H, W]` each, values in [-1, 1]) as a PNG grid, atomically.
+pub fn write_image_grid(
+    data: &[f32],
+    n: usize,
+    [c, h, w]: [usize; 3],
+    columns: usize,
+    path: &Path,
+) -> Result<()> {
+    let grid = Batch::new(&data[..n * c * h * w], n, c, h, w)?.grid(columns, 2);
     let bytes = png_bytes(&grid)?;
     gan_models::atomic::atomic_write(path, &bytes).map_err(|source| TrainError::Write {
         path: path.to_path_buf(),

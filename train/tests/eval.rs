@@ -120,7 +120,7 @@ fn a_judge_trained_on_the_fixture_learns_and_round_trips() {
     assert_eq!(a.features, b.features);
 }
 
-fn eval(model: &Path, n: &str) -> String {
+fn eval(model: &Path, n: &str, extra: &[&std::ffi::OsStr]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_train"))
         .args(["eval", "--data"])
         .arg(fixture())
@@ -129,6 +129,7 @@ fn eval(model: &Path, n: &str) -> String {
         .arg("--model")
         .arg(model)
         .args(["-n", n])
+        .args(extra)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -153,11 +154,22 @@ fn number_after(text: &str, label: &str) -> f64 {
 
 #[test]
 fn eval_scores_the_shipped_model_the_same_in_onnx_runtime_and_candle() {
-    let onnx = eval(&root().join("models/pretrained/mnist-cdcgan.onnx"), "1000");
+    let onnx = eval(
+        &root().join("models/pretrained/mnist-cdcgan.onnx"),
+        "1000",
+        &[],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let grid = dir.path().join("grid.png");
     let candle = eval(
         &root().join("models/pretrained/mnist-cdcgan.safetensors"),
         "1000",
+        &["--grid".as_ref(), grid.as_os_str()],
     );
+    // The first 64 scored digits, 8×8 with a 2-pixel border, light strokes on dark.
+    let img = image::open(&grid).unwrap().to_luma8();
+    assert_eq!(img.dimensions(), (8 * 30 + 2, 8 * 30 + 2));
+    assert!(img.pixels().filter(|p| p[0] > 200).count() > 64 * 40);
     let label = "judge accuracy on the requested digits:";
     let (a, b) = (number_after(&onnx, label), number_after(&candle, label));
     assert!(a >= 98.0, "{onnx}");
