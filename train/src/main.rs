@@ -294,6 +294,9 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     });
     let mut arch = Architecture::from_name(&arch_name, data.channels)?;
     match &mut arch {
+        Architecture::MnistCdcgan { .. } if args.minibatch_stddev => {
+            bail!("--minibatch-stddev is an option of dcgan64, not {arch_name}")
+        }
         Architecture::MnistCdcgan { width } => *width = args.width.max(1),
         Architecture::Dcgan64 {
             ngf,

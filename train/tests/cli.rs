@@ -210,6 +210,18 @@ fn zero_batch_size() {
 }
 
 #[test]
+fn minibatch_stddev_on_the_mnist_architecture() {
+    let out = tempfile::tempdir().unwrap();
+    let fixture = fixture();
+    let mut args = mnist_args(fixture.to_str().unwrap(), out.path().to_str().unwrap());
+    args.push("--minibatch-stddev");
+    fails_with(
+        &train(&args),
+        &["--minibatch-stddev", "dcgan64", "mnist-cdcgan"],
+    );
+}
+
+#[test]
 fn resume_from_another_architecture_leaves_the_checkpoint_intact() {
     let out = tempfile::tempdir().unwrap();
     let run = out.path().to_str().unwrap();
