@@ -12,7 +12,7 @@ use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
 use gan_edge::framebuffer::{Framebuffer, Geometry, PixelFormat};
 
 mod common;
-use common::{faces_model, fixture, free_port, http, model};
+use common::{eventually, faces_model, fixture, free_port, http, kiosk, model, stop};
 
 fn edge(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_edge-runtime"))
@@ -443,9 +443,9 @@ fn the_shipped_faces_model_draws_colour_faces() {
     );
 
     let port = free_port();
-    let mut kiosk = Command::new(env!("CARGO_BIN_EXE_edge-runtime"))
-        .args([
-            "kiosk",
+    let addr = format!("127.0.0.1:{port}");
+    let child = kiosk(
+        &[
             "--model",
             m,
             "--display",
@@ -453,24 +453,19 @@ fn the_shipped_faces_model_draws_colour_faces() {
             "--size",
             "160x120",
             "--no-stdin",
-        ])
-        .args(["--http", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "kiosk did not start listening");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+            "--http",
+            &addr,
+        ],
+        &dir.path().join("kiosk.log"),
+    );
+    eventually("the kiosk listens", || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
     let (status, body) = http(
         port,
         "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
-    kiosk.kill().unwrap();
-    kiosk.wait().unwrap();
+    stop(child);
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&body).contains("Lisa Wischofsky"));
 }

@@ -262,6 +262,16 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
+    /// Channels `start..start + len` of `x`, flattened.
+    fn channels(x: &Tensor, start: usize, len: usize) -> Vec<f32> {
+        x.narrow(1, start, len)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
     #[test]
     fn minibatch_stddev_is_near_zero_for_a_collapsed_batch_only() {
         let one = Tensor::arange(0f32, 12.0, &Device::Cpu)
@@ -271,34 +281,14 @@ mod tests {
         let collapsed = Tensor::cat(&[&one, &one, &one], 0).unwrap();
         let y = minibatch_stddev(&collapsed).unwrap();
         assert_eq!(y.dims(), [3, 4, 2, 2]);
-        let extra: Vec<f32> = y
-            .narrow(1, 3, 1)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let extra = channels(&y, 3, 1);
         assert!(extra.iter().all(|&v| v < 1e-3), "{extra:?}");
         // Two samples that differ by 2 everywhere: population std 1 for every feature.
         let apart = Tensor::cat(&[&one, &(&one + 2.0).unwrap()], 0).unwrap();
-        let extra: Vec<f32> = minibatch_stddev(&apart)
-            .unwrap()
-            .narrow(1, 3, 1)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let y = minibatch_stddev(&apart).unwrap();
+        let extra = channels(&y, 3, 1);
         assert!(extra.iter().all(|&v| (v - 1.0).abs() < 1e-4), "{extra:?}");
         // The original channels pass through untouched.
-        let head: Vec<f32> = minibatch_stddev(&apart)
-            .unwrap()
-            .narrow(1, 0, 3)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        assert_eq!(head, apart.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        assert_eq!(channels(&y, 0, 3), channels(&apart, 0, 3));
     }
 }
