@@ -24,39 +24,32 @@ pub enum Activation {
     Tanh,
 }
 
-impl Activation {
-    #[inline]
-    fn apply(self, v: f32) -> f32 {
-        match self {
-            Activation::Identity => v,
-            Activation::Relu => v.max(0.0),
-            Activation::LeakyRelu(s) => {
-                if v > 0.0 {
-                    v
-                } else {
-                    v * s
-                }
+/// Binds `$f` (the activation) and `$df` (its derivative, written in terms of the output; all
+/// four are monotonic) as plain closures, then runs `$body`: one match per call, so every loop
+/// is compiled (and vectorised) per activation instead of branching on the enum per element.
+macro_rules! with_activation {
+    ($act:expr, |$f:ident, $df:ident| $body:expr) => {
+        match $act {
+            Activation::Identity => {
+                let ($f, $df) = (|v: f32| v, |_: f32| 1.0f32);
+                $body
             }
-            Activation::Tanh => v.tanh(),
-        }
-    }
-
-    /// The derivative, written in terms of the output (all four are monotonic).
-    #[inline]
-    fn grad_from_output(self, y: f32) -> f32 {
-        match self {
-            Activation::Identity => 1.0,
-            Activation::Relu => (y > 0.0) as u8 as f32,
-            Activation::LeakyRelu(s) => {
-                if y > 0.0 {
-                    1.0
-                } else {
-                    s
-                }
+            Activation::Relu => {
+                let ($f, $df) = (|v: f32| v.max(0.0), |y: f32| (y > 0.0) as u8 as f32);
+                $body
             }
-            Activation::Tanh => 1.0 - y * y,
+            Activation::LeakyRelu(s) => {
+                // Branch-free, so the loops vectorise.
+                let $f = move |v: f32| v.max(0.0) + s * v.min(0.0);
+                let $df = move |y: f32| s + (1.0 - s) * ((y > 0.0) as u8 as f32);
+                $body
+            }
+            Activation::Tanh => {
+                let ($f, $df) = (|v: f32| v.tanh(), |y: f32| 1.0 - y * y);
+                $body
+            }
         }
-    }
+    };
 }
 
 /// `[N, C, rest…]` viewed as N samples × C channels × S elements.
@@ -65,6 +58,22 @@ fn ncs(dims: &[usize]) -> Result<(usize, usize, usize)> {
         [n, c, rest @ ..] => Ok((*n, *c, rest.iter().product())),
         _ => bail!("fused op expects [N, C, …], got {dims:?}"),
     }
+}
+
+/// Elements per parallel work item of the element-wise maps.
+const MAP_CHUNK: usize = 1 << 14;
+
+/// `f(a[i], b[i])` for every element, parallel over fixed chunks.
+fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+    let mut out = vec![0f32; a.len()];
+    out.par_chunks_mut(MAP_CHUNK)
+        .zip(a.par_chunks(MAP_CHUNK).zip(b.par_chunks(MAP_CHUNK)))
+        .for_each(|(o, (a, b))| {
+            for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                *o = f(a, b);
+            }
+        });
+    out
 }
 
 /// `act(x · scale[c] + shift[c])` over `[N, C, S]`, parallel over samples.
@@ -77,33 +86,60 @@ fn affine_act(
     act: Activation,
 ) -> Vec<f32> {
     let mut y = vec![0f32; x.len()];
-    y.par_chunks_mut(c * s)
-        .zip(x.par_chunks(c * s))
-        .for_each(|(yo, xi)| {
-            for ch in 0..c {
-                let (a, b) = (scale[ch], shift[ch]);
-                for (o, &v) in yo[ch * s..(ch + 1) * s]
-                    .iter_mut()
-                    .zip(&xi[ch * s..(ch + 1) * s])
-                {
-                    *o = act.apply(v * a + b);
+    with_activation!(act, |f, _df| {
+        y.par_chunks_mut(c * s)
+            .zip(x.par_chunks(c * s))
+            .for_each(|(yo, xi)| {
+                let planes = yo.chunks_exact_mut(s).zip(xi.chunks_exact(s));
+                for ((yo, xi), (&a, &b)) in planes.zip(scale.iter().zip(shift)) {
+                    for (o, &v) in yo.iter_mut().zip(xi) {
+                        *o = f(v * a + b);
+                    }
                 }
-            }
-        });
+            })
+    });
     y
 }
 
-/// Per-channel sums of `f(channel, index)` over N and S, parallel over channels.
-fn channel_sums(n: usize, c: usize, s: usize, f: impl Fn(usize, usize) -> f64 + Sync) -> Vec<f64> {
+/// Σ f(a[i], b[i]) in 16 independent f32 lanes, which the compiler vectorises (a single running
+/// sum is a serial chain of dependent adds); callers keep each call to one sample's plane and
+/// add the planes up in f64.
+#[inline(always)]
+fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+    const LANES: usize = 16;
+    let (ac, bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(&a, &b)| f(a, b))
+        .sum();
+    let mut acc = [0f32; LANES];
+    for (a, b) in ac.zip(bc) {
+        for l in 0..LANES {
+            acc[l] += f(a[l], b[l]);
+        }
+    }
+    acc.iter().map(|&v| v as f64).sum::<f64>() + tail as f64
+}
+
+/// Per-channel Σ over N and S of `f(a, b, k[c])` for two `[N, C, S]` arrays and a per-channel
+/// constant, parallel over channels (never inside a sum, so results are deterministic).
+fn channel_sums(
+    (a, b): (&[f32], &[f32]),
+    (n, c, s): (usize, usize, usize),
+    k: &[f32],
+    f: impl Fn(f32, f32, f32) -> f32 + Sync,
+) -> Vec<f64> {
     (0..c)
         .into_par_iter()
         .map(|ch| {
-            let mut acc = 0f64;
-            for i in 0..n {
-                let base = (i * c + ch) * s;
-                acc += (base..base + s).map(|i| f(ch, i)).sum::<f64>();
-            }
-            acc
+            (0..n)
+                .map(|i| {
+                    let plane = (i * c + ch) * s..(i * c + ch + 1) * s;
+                    lane_sum(&a[plane.clone()], &b[plane], |x, y| f(x, y, k[ch]))
+                })
+                .sum()
         })
         .collect()
 }
@@ -155,8 +191,8 @@ impl CustomOp1 for BiasAct {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let act = self.0;
-        let y: Vec<f32> = slice(s, l)?.par_iter().map(|&v| act.apply(v)).collect();
+        let x = slice(s, l)?;
+        let y = with_activation!(self.0, |f, _df| map2(x, x, |v, _| f(v)));
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -180,12 +216,7 @@ impl CustomOp2 for ActGrad {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (y, dy) = (slice(s1, l1)?, slice(s2, l2)?);
-        let act = self.0;
-        let out: Vec<f32> = y
-            .par_iter()
-            .zip(dy.par_iter())
-            .map(|(&y, &g)| g * act.grad_from_output(y))
-            .collect();
+        let out = with_activation!(self.0, |_f, df| map2(y, dy, |y, g| g * df(y)));
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -198,7 +229,7 @@ impl CustomOp1 for ChannelSum {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = slice(s, l)?;
         let (n, c, sp) = ncs(l.dims())?;
-        let sums = channel_sums(n, c, sp, |_, i| x[i] as f64);
+        let sums = channel_sums((x, x), (n, c, sp), &vec![0.0; c], |v, _, _| v);
         Ok((
             CpuStorage::F32(sums.into_iter().map(|v| v as f32).collect()),
             Shape::from(c),
@@ -232,20 +263,18 @@ struct BnGrad {
     moments: Option<(Vec<f64>, Vec<f64>)>,
 }
 
-/// Mean and biased variance of each channel, in f64 for stability.
+/// Mean and biased variance of each channel, two-pass (centred squares) for stability.
 fn stats(x: &[f32], n: usize, c: usize, s: usize) -> (Vec<f64>, Vec<f64>) {
     let count = (n * s) as f64;
-    let mean: Vec<f64> = channel_sums(n, c, s, |_, i| x[i] as f64)
+    let mean: Vec<f64> = channel_sums((x, x), (n, c, s), &vec![0.0; c], |v, _, _| v)
         .into_iter()
         .map(|v| v / count)
         .collect();
-    let var = channel_sums(n, c, s, |ch, i| {
-        let d = x[i] as f64 - mean[ch];
-        d * d
-    })
-    .into_iter()
-    .map(|v| v / count)
-    .collect();
+    let centre: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+    let var = channel_sums((x, x), (n, c, s), &centre, |v, _, m| (v - m) * (v - m))
+        .into_iter()
+        .map(|v| v / count)
+        .collect();
     (mean, var)
 }
 
@@ -325,21 +354,36 @@ impl CustomOp3 for BnGrad {
             None => stats(x, n, c, s),
         };
         let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
-        let xhat = |ch: usize, i: usize| (x[i] as f64 - mean[ch]) * inv_std[ch];
-        let dbeta = channel_sums(n, c, s, |_, i| g[i] as f64);
-        let dgamma = channel_sums(n, c, s, |ch, i| g[i] as f64 * xhat(ch, i));
+        let centre: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+        let dbeta = channel_sums((g, g), (n, c, s), &centre, |g, _, _| g);
+        let dgamma: Vec<f64> = channel_sums((x, g), (n, c, s), &centre, |x, g, m| g * (x - m))
+            .iter()
+            .zip(&inv_std)
+            .map(|(v, i)| v * i)
+            .collect();
+        // dx = k·(count·g − dbeta − x̂·dgamma) with x̂ = (x − mean)·inv_std, k = γ·inv_std/count,
+        // regrouped per channel as a·g + b·(x − mean) + c so the element loop is plain f32.
+        let coef: Vec<[f32; 3]> = (0..c)
+            .map(|ch| {
+                let k = gamma[ch] as f64 * inv_std[ch] / count;
+                [
+                    (k * count) as f32,
+                    (-k * inv_std[ch] * dgamma[ch]) as f32,
+                    (-k * dbeta[ch]) as f32,
+                ]
+            })
+            .collect();
         let mut out = vec![0f32; x.len() + 2 * c];
         let (dx, tail) = out.split_at_mut(x.len());
         dx.par_chunks_mut(c * s)
-            .enumerate()
-            .for_each(|(sample, dxs)| {
-                for ch in 0..c {
-                    let k = gamma[ch] as f64 * inv_std[ch] / count;
-                    for j in 0..s {
-                        let i = (sample * c + ch) * s + j;
-                        dxs[ch * s + j] = (k
-                            * (count * g[i] as f64 - dbeta[ch] - xhat(ch, i) * dgamma[ch]))
-                            as f32;
+            .zip(x.par_chunks(c * s).zip(g.par_chunks(c * s)))
+            .for_each(|(dxs, (xs, gs))| {
+                let planes = dxs.chunks_exact_mut(s).zip(xs.chunks_exact(s));
+                for (((d, x), g), (&[a, b, k], &m)) in
+                    planes.zip(gs.chunks_exact(s)).zip(coef.iter().zip(&centre))
+                {
+                    for ((d, &x), &g) in d.iter_mut().zip(x).zip(g) {
+                        *d = a * g + b * (x - m) + k;
                     }
                 }
             });

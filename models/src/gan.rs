@@ -66,7 +66,18 @@ impl Discriminator {
         labels: Option<&Tensor>,
         train: bool,
     ) -> Result<Tensor> {
-        let input = match labels {
+        let input = self.input(images, labels)?;
+        Ok(self.net.forward_t(&input, train)?.flatten_all()?)
+    }
+
+    /// [`Self::forward_t`] in training mode for G's step: gradients reach the images only.
+    pub fn forward_frozen(&self, images: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
+        let input = self.input(images, labels)?;
+        Ok(self.net.forward_frozen(&input)?.flatten_all()?)
+    }
+
+    fn input(&self, images: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
+        Ok(match labels {
             Some(labels) if self.config.num_classes > 0 => {
                 let (n, _, h, w) = images.dims4()?;
                 let planes = one_hot(labels, self.config.num_classes, images.device())?
@@ -75,8 +86,7 @@ impl Discriminator {
                 Tensor::cat(&[images, &planes], 1)?
             }
             _ => images.clone(),
-        };
-        Ok(self.net.forward_t(&input, train)?.flatten_all()?)
+        })
     }
 }
 

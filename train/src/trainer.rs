@@ -104,7 +104,7 @@ pub fn train_step(
     // G through the updated D (non-saturating BCE or hinge).
     let d_on_fake = models
         .d
-        .forward_t(&seen(&fake)?, fake_labels.as_ref(), true)?;
+        .forward_frozen(&seen(&fake)?, fake_labels.as_ref())?;
     let loss_g = generator_loss(&models.recipe, &d_on_fake)?;
     models.opt_g.step(&loss_g.backward()?)?;
     if let Some(g_ema) = &models.g_ema {
