@@ -40,15 +40,15 @@ fn frozen_d_passes_gradients_to_g_only() {
                 .net
                 .params
                 .trainable()
-                .iter()
-                .map(|(_, v)| flat(grads.get(v.as_tensor()).expect("G gets gradients")))
+                .values()
+                .map(|v| flat(grads.get(v.as_tensor()).expect("G gets gradients")))
                 .collect();
             let d_has_grads = d
                 .net
                 .params
                 .trainable()
-                .iter()
-                .any(|(_, v)| grads.get(v.as_tensor()).is_some());
+                .values()
+                .any(|v| grads.get(v.as_tensor()).is_some());
             let running: Vec<Vec<f32>> = d.net.params.tensors().map(|(_, t)| flat(t)).collect();
             (flat(&logits), g_grads, d_has_grads, running)
         };
