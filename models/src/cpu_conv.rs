@@ -71,55 +71,67 @@ impl Geometry {
         (lo, hi.max(lo))
     }
 
-    /// Fills `dst[..cols]` with im2col row `r` (channel, ky, kx) of one image.
-    fn im2col_row(&self, r: usize, img: &[f32], dst: &mut [f32]) {
+    /// Fills `dst` (`[samples · cols]`) with im2col row `r` (channel, ky, kx) of every image in
+    /// `images`, samples side by side; the row's geometry is worked out once for all of them.
+    fn im2col_row(&self, r: usize, images: &[f32], dst: &mut [f32]) {
         let (c, ky, kx) = (r / (self.k * self.k), (r / self.k) % self.k, r % self.k);
-        let plane = &img[c * self.ih * self.iw..(c + 1) * self.ih * self.iw];
         let (lo, hi) = self.valid_columns(kx);
-        for oy in 0..self.oh {
-            let out = &mut dst[oy * self.ow..(oy + 1) * self.ow];
-            let iy = (oy * self.s + ky) as isize - self.p as isize;
-            if iy < 0 || iy >= self.ih as isize || lo == hi {
-                out.fill(0.0);
-                continue;
-            }
-            let src = &plane[iy as usize * self.iw..(iy as usize + 1) * self.iw];
-            out[..lo].fill(0.0);
-            out[hi..].fill(0.0);
-            // Branch-free gather of the valid span: input column of ox is ox·s + kx − p.
-            let first = lo * self.s + kx - self.p;
-            if self.s == 1 {
-                out[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
-            } else {
-                for (o, &v) in out[lo..hi]
-                    .iter_mut()
-                    .zip(src[first..].iter().step_by(self.s))
-                {
-                    *o = v;
+        // Input column of ox is ox·s + kx − p.
+        let first = (lo * self.s + kx).saturating_sub(self.p);
+        let plane_len = self.ih * self.iw;
+        let samples = images
+            .chunks_exact(self.image())
+            .zip(dst.chunks_exact_mut(self.cols()));
+        for (img, dst) in samples {
+            let plane = &img[c * plane_len..(c + 1) * plane_len];
+            for (oy, out) in dst.chunks_exact_mut(self.ow).enumerate() {
+                let iy = (oy * self.s + ky) as isize - self.p as isize;
+                if iy < 0 || iy >= self.ih as isize || lo == hi {
+                    out.fill(0.0);
+                    continue;
+                }
+                let src = &plane[iy as usize * self.iw..(iy as usize + 1) * self.iw];
+                out[..lo].fill(0.0);
+                out[hi..].fill(0.0);
+                if self.s == 1 {
+                    out[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
+                } else {
+                    let span = src[first..].iter().step_by(self.s);
+                    for (o, &v) in out[lo..hi].iter_mut().zip(span) {
+                        *o = v;
+                    }
                 }
             }
         }
     }
 
-    /// Adds every window column back onto its pixels (the adjoint of im2col).
-    fn col2im(&self, cols: &[f32], img: &mut [f32]) {
-        for (r, src) in cols.chunks_exact(self.cols()).enumerate() {
+    /// Adds every window column back onto its pixels (the adjoint of im2col) for the images in
+    /// `images`; row `r` of the columns starts at `r · stride`, samples side by side in it.
+    fn col2im(&self, cols: &[f32], stride: usize, images: &mut [f32]) {
+        let plane_len = self.ih * self.iw;
+        for r in 0..self.rows() {
             let (c, ky, kx) = (r / (self.k * self.k), (r / self.k) % self.k, r % self.k);
-            let plane = &mut img[c * self.ih * self.iw..(c + 1) * self.ih * self.iw];
             let (lo, hi) = self.valid_columns(kx);
             if lo == hi {
                 continue;
             }
             let first = lo * self.s + kx - self.p;
-            for oy in 0..self.oh {
-                let iy = (oy * self.s + ky) as isize - self.p as isize;
-                if iy < 0 || iy >= self.ih as isize {
-                    continue;
-                }
-                let row = &mut plane[iy as usize * self.iw..(iy as usize + 1) * self.iw];
-                let src = &src[oy * self.ow + lo..oy * self.ow + hi];
-                for (d, &v) in row[first..].iter_mut().step_by(self.s).zip(src) {
-                    *d += v;
+            let row = &cols[r * stride..];
+            for (img, src) in images
+                .chunks_exact_mut(self.image())
+                .zip(row.chunks(self.cols()))
+            {
+                let plane = &mut img[c * plane_len..(c + 1) * plane_len];
+                for oy in 0..self.oh {
+                    let iy = (oy * self.s + ky) as isize - self.p as isize;
+                    if iy < 0 || iy >= self.ih as isize {
+                        continue;
+                    }
+                    let dst = &mut plane[iy as usize * self.iw..(iy as usize + 1) * self.iw];
+                    let src = &src[oy * self.ow + lo..oy * self.ow + hi];
+                    for (d, &v) in dst[first..].iter_mut().step_by(self.s).zip(src) {
+                        *d += v;
+                    }
                 }
             }
         }
@@ -229,64 +241,104 @@ impl Plan {
     /// needs, so a convolution's forward pass can hand its columns to its backward pass.
     fn patches(&self, image: &[f32]) -> Vec<f32> {
         let (g, n) = (self.g, self.n);
-        let (cols, k) = (g.cols(), self.n * g.cols());
+        let k = n * g.cols();
         let mut patches = vec![0f32; g.rows() * k];
-        patches.par_chunks_mut(k).enumerate().for_each(|(r, dst)| {
-            for s in 0..n {
-                let img = &image[s * g.image()..(s + 1) * g.image()];
-                g.im2col_row(r, img, &mut dst[s * cols..(s + 1) * cols]);
-            }
-        });
+        patches
+            .par_chunks_mut(k)
+            .enumerate()
+            .for_each(|(r, dst)| g.im2col_row(r, &image[..n * g.image()], dst));
         patches
     }
 
-    /// matrix[n] = W · patches[:, n] for columns from [`Plan::patches`].
+    /// Samples per GEMM: a layer with few output positions (4×4, 1×1) would otherwise run one
+    /// thin GEMM per sample, far below GEMM speed. Depends on the shapes only, never on the
+    /// thread count, so results stay bit-identical across machines.
+    fn group(&self) -> usize {
+        const MIN_COLUMNS: usize = 192;
+        MIN_COLUMNS
+            .div_ceil(self.g.cols())
+            .clamp(1, (self.n / 4).max(1))
+    }
+
+    /// matrix[n] = W · patches[:, n] for columns from [`Plan::patches`], a group of samples
+    /// per GEMM.
     fn patches_to_matrix(&self, patches: &[f32], w: &[f32]) -> Vec<f32> {
         let (g, m) = (self.g, self.m);
         let (rows, cols, k) = (g.rows(), g.cols(), self.n * g.cols());
+        let group = self.group();
         let mut out = vec![0f32; self.n * m * cols];
-        out.par_chunks_mut(m * cols)
+        out.par_chunks_mut(group * m * cols)
             .enumerate()
-            .for_each(|(s, dst)| {
+            .for_each_init(Vec::new, |tmp, (gi, dst)| {
+                let width = dst.len() / m;
                 let a = Mat {
                     ptr: w.as_ptr(),
                     rs: rows as isize,
                     cs: 1,
                 };
                 let b = Mat {
-                    ptr: patches[s * cols..].as_ptr(),
+                    ptr: patches[gi * group * cols..].as_ptr(),
                     rs: k as isize,
                     cs: 1,
                 };
-                // SAFETY: dst is m×cols; w is m×rows; b reads rows×cols with row stride N·cols.
-                unsafe { matmul(m, cols, rows, dst.as_mut_ptr(), cols, a, b) }
+                if width == cols {
+                    // SAFETY: dst is m×cols; w is m×rows; b reads rows×cols with row stride k.
+                    unsafe { matmul(m, cols, rows, dst.as_mut_ptr(), cols, a, b) }
+                    return;
+                }
+                tmp.resize(m * width, 0.0);
+                // SAFETY: tmp is m×width; b reads rows×width with row stride k.
+                unsafe { matmul(m, width, rows, tmp.as_mut_ptr(), width, a, b) }
+                // [m, samples·cols] → [samples, m, cols]
+                for (i, row) in tmp.chunks_exact(width).enumerate() {
+                    for (s, src) in row.chunks_exact(cols).enumerate() {
+                        dst[(s * m + i) * cols..(s * m + i + 1) * cols].copy_from_slice(src);
+                    }
+                }
             });
         out
     }
 
-    /// image[n] = col2im(Wᵀ · matrix[n]).
+    /// image[n] = col2im(Wᵀ · matrix[n]), a group of samples per GEMM.
     fn matrix_to_patches(&self, matrix: &[f32], w: &[f32]) -> Vec<f32> {
         let (g, m) = (self.g, self.m);
         let (rows, cols) = (g.rows(), g.cols());
+        let group = self.group();
         let mut out = vec![0f32; self.n * g.image()];
-        out.par_chunks_mut(g.image())
-            .zip(matrix.par_chunks(m * cols))
+        out.par_chunks_mut(group * g.image())
+            .zip(matrix.par_chunks(group * m * cols))
             .for_each_init(
-                || vec![0f32; rows * cols],
-                |buf, (img, mat)| {
+                || (Vec::new(), Vec::new()),
+                |(buf, gathered), (img, mat)| {
+                    let samples = img.len() / g.image();
+                    let width = samples * cols;
+                    // [samples, m, cols] → [m, samples·cols] (a view already for one sample)
+                    let b = if samples == 1 {
+                        mat
+                    } else {
+                        gathered.resize(m * width, 0.0);
+                        for (s, sample) in mat.chunks_exact(m * cols).enumerate() {
+                            for (i, src) in sample.chunks_exact(cols).enumerate() {
+                                gathered[i * width + s * cols..i * width + (s + 1) * cols]
+                                    .copy_from_slice(src);
+                            }
+                        }
+                        &gathered[..]
+                    };
+                    buf.resize(rows * width, 0.0);
                     let a = Mat {
                         ptr: w.as_ptr(),
                         rs: 1,
                         cs: rows as isize,
                     };
                     let b = Mat {
-                        ptr: mat.as_ptr(),
-                        rs: cols as isize,
+                        ptr: b.as_ptr(),
+                        rs: width as isize,
                         cs: 1,
                     };
-                    // SAFETY: buf is rows×cols; Wᵀ reads w (m×rows) transposed; mat is m×cols.
-                    unsafe { matmul(rows, cols, m, buf.as_mut_ptr(), cols, a, b) }
-                    g.col2im(buf, img);
+                    // SAFETY: buf is rows×width; Wᵀ reads w (m×rows) transposed; b is m×width.
+                    unsafe { matmul(rows, width, m, buf.as_mut_ptr(), width, a, b) }
+                    g.col2im(buf, width, img);
                 },
             );
         out
@@ -353,17 +405,23 @@ pub(crate) fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     }
 }
 
-/// The convolution itself: `(input, weight) → output`. A Conv2d keeps its im2col columns for
-/// its own weight gradient (they are the same numbers; recomputing them cost ~15 % of a step).
+/// im2col columns computed by one pass and reused by a later one: a Conv2d's forward pass makes
+/// those of its input, which its weight gradient needs; a ConvTranspose2d's input gradient makes
+/// those of the output gradient, which its weight gradient needs too. (They are the same
+/// numbers; recomputing them cost ~15 % of a step.)
+type Columns = Arc<Mutex<Option<Arc<Vec<f32>>>>>;
+
+/// The convolution itself: `(input, weight) → output`.
 struct Forward {
     spec: ConvSpec,
-    patches: Mutex<Option<Arc<Vec<f32>>>>,
+    patches: Columns,
 }
-/// `(grad_output, weight) → grad_input`, for the input of shape `.1`.
-struct GradInput(ConvSpec, [usize; 4]);
-/// `(input, grad_output) → grad_weight`, for the weight of shape `.1`, reusing the forward pass's
-/// columns when it has them.
-struct GradWeight(ConvSpec, [usize; 4], Option<Arc<Vec<f32>>>);
+/// `(grad_output, weight) → grad_input`, for the input of shape `.1`; a transposed one leaves
+/// its columns in `.2`.
+struct GradInput(ConvSpec, [usize; 4], Columns);
+/// `(input, grad_output) → grad_weight`, for the weight of shape `.1`, reusing the columns in
+/// `.2` when an earlier pass left them.
+struct GradWeight(ConvSpec, [usize; 4], Columns);
 
 impl CustomOp2 for Forward {
     fn name(&self) -> &'static str {
@@ -406,14 +464,19 @@ impl CustomOp2 for Forward {
             Ok([a, b, c, d])
         };
         // Inputs that lead to no variable (real images, detached fakes) get no gradient.
+        let columns = match self.spec.kind {
+            ConvKind::Conv => Arc::clone(&self.patches),
+            ConvKind::Transposed => Columns::default(),
+        };
         let dx = if x.track_op() {
-            Some(dy.apply_op2_no_bwd(w, &GradInput(self.spec, dims(x)?))?)
+            let op = GradInput(self.spec, dims(x)?, Arc::clone(&columns));
+            Some(dy.apply_op2_no_bwd(w, &op)?)
         } else {
             None
         };
         let dw = if w.track_op() {
-            let patches = self.patches.lock().expect("not poisoned").clone();
-            Some(x.apply_op2_no_bwd(&dy, &GradWeight(self.spec, dims(w)?, patches))?)
+            let op = GradWeight(self.spec, dims(w)?, columns);
+            Some(x.apply_op2_no_bwd(&dy, &op)?)
         } else {
             None
         };
@@ -440,10 +503,12 @@ impl CustomOp2 for GradInput {
                 CpuStorage::F32(plan.matrix_to_patches(dy, w)),
                 plan.image_shape(),
             ),
-            ConvKind::Transposed => (
-                CpuStorage::F32(plan.patches_to_matrix(&plan.patches(dy), w)),
-                plan.matrix_shape(),
-            ),
+            ConvKind::Transposed => {
+                let patches = plan.patches(dy);
+                let dx = plan.patches_to_matrix(&patches, w);
+                *self.2.lock().expect("not poisoned") = Some(Arc::new(patches));
+                (CpuStorage::F32(dx), plan.matrix_shape())
+            }
         })
     }
 }
@@ -462,10 +527,12 @@ impl CustomOp2 for GradWeight {
     ) -> Result<(CpuStorage, Shape)> {
         let plan = Plan::new(self.0, l1.dims(), &self.1)?;
         let (x, dy) = (slice(s1, l1)?, slice(s2, l2)?);
-        let dw = match (self.0.kind, &self.2) {
-            (ConvKind::Conv, Some(patches)) => plan.weight_grad(dy, patches),
+        let cached = self.2.lock().expect("not poisoned").take();
+        let dw = match (self.0.kind, cached) {
+            (ConvKind::Conv, Some(patches)) => plan.weight_grad(dy, &patches),
             (ConvKind::Conv, None) => plan.weight_grad(dy, &plan.patches(x)),
-            (ConvKind::Transposed, _) => plan.weight_grad(x, &plan.patches(dy)),
+            (ConvKind::Transposed, Some(patches)) => plan.weight_grad(x, &patches),
+            (ConvKind::Transposed, None) => plan.weight_grad(x, &plan.patches(dy)),
         };
         Ok((CpuStorage::F32(dw), Shape::from(self.1.to_vec())))
     }
@@ -479,7 +546,7 @@ fn apply(kind: ConvKind, x: &Tensor, w: &Tensor, stride: usize, padding: usize) 
     };
     let op = Forward {
         spec,
-        patches: Mutex::new(None),
+        patches: Columns::default(),
     };
     x.contiguous()?.apply_op2(&w.contiguous()?, op)
 }

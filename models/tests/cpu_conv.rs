@@ -63,7 +63,8 @@ fn matches_candle_on_random_shapes() {
     let mut rng = ChaCha8Rng::seed_from_u64(42);
     for case in 0..24u64 {
         let transposed = case % 2 == 1;
-        let n = rng.gen_range(1..4);
+        // Up to 20 samples, so that layers with few positions batch several per GEMM.
+        let n = rng.gen_range(1..21);
         let cin = rng.gen_range(1..9);
         let cout = rng.gen_range(1..9);
         let k = rng.gen_range(1..5);
@@ -95,14 +96,17 @@ fn matches_candle_on_random_shapes() {
 
 #[test]
 fn matches_candle_on_the_reference_layers() {
-    // The layer shapes of both reference architectures (k4 s2 p1 and k4 s1 p0), small batches.
+    // The layer shapes of both reference architectures (k4 s2 p1 and k4 s1 p0), small batches;
+    // 9 samples where few positions put several samples (and a last, partial group) per GEMM.
     let cases = [
         (true, [2, 128, 7, 7], [128, 64, 4, 4], 2, 1),
         (true, [2, 64, 14, 14], [64, 1, 4, 4], 2, 1),
         (false, [2, 11, 28, 28], [64, 11, 4, 4], 2, 1),
         (false, [2, 64, 14, 14], [128, 64, 4, 4], 2, 1),
-        (true, [2, 100, 1, 1], [100, 64, 4, 4], 1, 0),
-        (false, [2, 64, 4, 4], [1, 64, 4, 4], 1, 0),
+        (true, [9, 100, 1, 1], [100, 64, 4, 4], 1, 0),
+        (true, [9, 32, 4, 4], [32, 16, 4, 4], 2, 1),
+        (false, [9, 16, 8, 8], [32, 16, 4, 4], 2, 1),
+        (false, [9, 64, 4, 4], [1, 64, 4, 4], 1, 0),
     ];
     for (i, (t, x, w, s, p)) in cases.into_iter().enumerate() {
         let errs = check(t, x, w, s, p, i as u64);
