@@ -88,6 +88,10 @@ impl Models {
         if let Some(g) = &mut self.g_ema {
             g.net.backend = backend;
         }
+        // The reference path is candle's own ops throughout, the optimiser's included.
+        let candle_ops = backend == gan_models::net::ConvBackend::Candle;
+        self.opt_g.candle_ops = candle_ops;
+        self.opt_d.candle_ops = candle_ops;
     }
 
     /// The generator inference should use: the EMA when there is one.

@@ -116,9 +116,10 @@ enum DatasetKind {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum ConvKind {
-    /// im2col/col2im + GEMM custom ops (CPU only).
+    /// im2col/col2im + GEMM convolutions, fused BatchNorm/bias + activation and an in-place
+    /// Adam update, as custom ops (CPU only).
     Fast,
-    /// candle's own conv ops (the reference path).
+    /// candle's own ops for all of it (the reference path).
     Candle,
 }
 

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
+use candle_core::{bail, CpuStorage, InplaceOp2, InplaceOp3, Layout, Tensor, Var};
 
 use crate::error::{Result, TrainError};
 
@@ -32,6 +32,8 @@ pub struct Adam {
     pub config: AdamConfig,
     /// Steps taken, for bias correction.
     pub t: u64,
+    /// Update CPU tensors with candle's element-wise ops (the reference) instead of in place.
+    pub candle_ops: bool,
     params: Vec<(String, Var)>,
     moments: BTreeMap<String, (Tensor, Tensor)>,
 }
@@ -40,12 +42,14 @@ impl Adam {
     pub fn new(params: &BTreeMap<String, Var>, config: AdamConfig) -> Result<Self> {
         let mut moments = BTreeMap::new();
         for (name, var) in params {
-            let zeros = var.as_tensor().zeros_like()?;
-            moments.insert(name.clone(), (zeros.clone(), zeros));
+            // Two tensors, not two handles on one: the CPU update writes them in place.
+            let zeros = || var.as_tensor().zeros_like();
+            moments.insert(name.clone(), (zeros()?, zeros()?));
         }
         Ok(Self {
             config,
             t: 0,
+            candle_ops: false,
             params: params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             moments,
         })
@@ -70,11 +74,33 @@ impl Adam {
                 .moments
                 .get_mut(name)
                 .expect("moments exist for every param");
-            *m = ((&*m * beta1)? + (g * (1.0 - beta1))?)?;
-            *v = ((&*v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
-            let denom = ((&*v / bc2)?.sqrt()? + eps)?;
-            let update = ((&*m / bc1)? / denom)?;
-            var.set(&(var.as_tensor() - (update * lr)?)?)?;
+            if var.device().is_cpu() && !self.candle_ops {
+                // Three in-place passes instead of a dozen allocating candle ops per tensor
+                // (~3 % of an MNIST step).
+                let g = g.contiguous()?;
+                m.inplace_op2(
+                    &g,
+                    &Moment {
+                        beta: beta1,
+                        square: false,
+                    },
+                )?;
+                v.inplace_op2(
+                    &g,
+                    &Moment {
+                        beta: beta2,
+                        square: true,
+                    },
+                )?;
+                let update = Update { lr, bc1, bc2, eps };
+                var.as_tensor().inplace_op3(m, v, &update)?;
+            } else {
+                *m = ((&*m * beta1)? + (g * (1.0 - beta1))?)?;
+                *v = ((&*v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
+                let denom = ((&*v / bc2)?.sqrt()? + eps)?;
+                let update = ((&*m / bc1)? / denom)?;
+                var.set(&(var.as_tensor() - (update * lr)?)?)?;
+            }
         }
         Ok(())
     }
@@ -119,6 +145,90 @@ impl Adam {
     }
 }
 
+/// `m ← β·m + (1 − β)·g` (or `g²` for the second moment), in place.
+struct Moment {
+    beta: f64,
+    square: bool,
+}
+
+/// `p ← p − lr · (m / bc1) / (√(v / bc2) + ε)`, in place.
+struct Update {
+    lr: f64,
+    bc1: f64,
+    bc2: f64,
+    eps: f64,
+}
+
+fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => bail!("Adam's in-place update needs contiguous f32 tensors"),
+    }
+}
+
+fn contiguous_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> candle_core::Result<&'a mut [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),
+        _ => bail!("Adam's in-place update needs contiguous f32 tensors"),
+    }
+}
+
+impl InplaceOp2 for Moment {
+    fn name(&self) -> &'static str {
+        "adam-moment"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
+        let (m, g) = (contiguous_mut(s1, l1)?, contiguous(s2, l2)?);
+        let (keep, take) = (self.beta as f32, (1.0 - self.beta) as f32);
+        if self.square {
+            m.iter_mut()
+                .zip(g)
+                .for_each(|(m, &g)| *m = *m * keep + g * g * take);
+        } else {
+            m.iter_mut()
+                .zip(g)
+                .for_each(|(m, &g)| *m = *m * keep + g * take);
+        }
+        Ok(())
+    }
+}
+
+impl InplaceOp3 for Update {
+    fn name(&self) -> &'static str {
+        "adam-update"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<()> {
+        let p = contiguous_mut(s1, l1)?;
+        let (m, v) = (contiguous(s2, l2)?, contiguous(s3, l3)?);
+        let (lr, bc1, bc2, eps) = (
+            self.lr as f32,
+            self.bc1 as f32,
+            self.bc2 as f32,
+            self.eps as f32,
+        );
+        for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+            *p -= (m / bc1) / ((v / bc2).sqrt() + eps) * lr;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +259,42 @@ mod tests {
         }
         let v = x.as_tensor().to_vec1::<f32>().unwrap();
         assert!(v.iter().all(|a| a.abs() < 0.05), "{v:?}");
+    }
+
+    #[test]
+    fn in_place_update_matches_candle_ops() {
+        let run = |candle_ops: bool| {
+            let x = Var::new(&[[3f32, -2.0, 0.5], [1e-3, -7.0, 0.0]], &Device::Cpu).unwrap();
+            let params = BTreeMap::from([("x".to_string(), x.clone())]);
+            let mut adam = Adam::new(&params, AdamConfig::default()).unwrap();
+            adam.candle_ops = candle_ops;
+            for _ in 0..5 {
+                let loss = (x.as_tensor().sqr().unwrap().sum_all().unwrap()
+                    + x.as_tensor().sum_all().unwrap())
+                .unwrap();
+                adam.step(&loss.backward().unwrap()).unwrap();
+            }
+            let mut out = x
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            for (_, t) in adam.state("s") {
+                out.extend(t.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            }
+            out
+        };
+        let (fused, reference) = (run(false), run(true));
+        assert_eq!(fused.len(), reference.len());
+        for (a, b) in fused.iter().zip(&reference) {
+            assert!(
+                (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+                "{fused:?} vs {reference:?}"
+            );
+        }
+        // The parameters moved, and the two moments are distinct tensors.
+        assert_ne!(fused[..6], [3f32, -2.0, 0.5, 1e-3, -7.0, 0.0]);
+        assert_ne!(fused[6..12], fused[12..18]);
     }
 }
