@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
-use crate::cpu_conv::slice;
+use crate::cpu_conv::{filled, slice};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Activation {
@@ -65,15 +65,19 @@ const MAP_CHUNK: usize = 1 << 14;
 
 /// `f(a[i], b[i])` for every element, parallel over fixed chunks.
 fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
-    let mut out = vec![0f32; a.len()];
-    out.par_chunks_mut(MAP_CHUNK)
-        .zip(a.par_chunks(MAP_CHUNK).zip(b.par_chunks(MAP_CHUNK)))
-        .for_each(|(o, (a, b))| {
-            for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                *o = f(a, b);
-            }
-        });
-    out
+    assert_eq!(a.len(), b.len(), "element-wise operands differ in length");
+    // SAFETY: the chunks tile the output and every element of each is written.
+    unsafe {
+        filled(a.len(), |out| {
+            out.par_chunks_mut(MAP_CHUNK)
+                .zip(a.par_chunks(MAP_CHUNK).zip(b.par_chunks(MAP_CHUNK)))
+                .for_each(|(o, (a, b))| {
+                    for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                        o.write(f(a, b));
+                    }
+                })
+        })
+    }
 }
 
 /// `act(x · scale[c] + shift[c])` over `[N, C, S]`, parallel over samples.
@@ -85,20 +89,24 @@ fn affine_act(
     shift: &[f32],
     act: Activation,
 ) -> Vec<f32> {
-    let mut y = vec![0f32; x.len()];
-    with_activation!(act, |f, _df| {
-        y.par_chunks_mut(c * s)
-            .zip(x.par_chunks(c * s))
-            .for_each(|(yo, xi)| {
-                let planes = yo.chunks_exact_mut(s).zip(xi.chunks_exact(s));
-                for ((yo, xi), (&a, &b)) in planes.zip(scale.iter().zip(shift)) {
-                    for (o, &v) in yo.iter_mut().zip(xi) {
-                        *o = f(v * a + b);
-                    }
-                }
+    assert!(x.len().is_multiple_of(c * s) && scale.len() == c && shift.len() == c);
+    // SAFETY: the samples tile the output, and each sample's c planes of s are all written.
+    unsafe {
+        filled(x.len(), |y| {
+            with_activation!(act, |f, _df| {
+                y.par_chunks_mut(c * s)
+                    .zip(x.par_chunks(c * s))
+                    .for_each(|(yo, xi)| {
+                        let planes = yo.chunks_exact_mut(s).zip(xi.chunks_exact(s));
+                        for ((yo, xi), (&a, &b)) in planes.zip(scale.iter().zip(shift)) {
+                            for (o, &v) in yo.iter_mut().zip(xi) {
+                                o.write(f(v * a + b));
+                            }
+                        }
+                    })
             })
-    });
-    y
+        })
+    }
 }
 
 /// Σ f(a[i], b[i]) in 16 independent f32 lanes, which the compiler vectorises (a single running
