@@ -1,0 +1,88 @@
+//! Per-layer timing of the fast convolutions (forward; backward = input and weight gradients)
+//! at the reference architectures' shapes, batch 64, in GFLOP/s: where a training step's
+//! convolution time goes. Glibc's allocator should keep freed memory, as `train` makes it:
+//!
+//!   GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824 \
+//!   RAYON_NUM_THREADS=2 cargo run --release -p gan-models --example conv_layers
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor, Var};
+use gan_models::cpu_conv::{conv2d, conv_transpose2d};
+
+fn main() -> candle_core::Result<()> {
+    let dev = Device::Cpu;
+    // (name, transposed, cin, cout, input side, stride, padding)
+    let layers = [
+        ("mnist G convT 128-64 7->14", true, 128, 64, 7, 2, 1),
+        ("mnist G convT 64-1 14->28", true, 64, 1, 14, 2, 1),
+        ("mnist D conv 11-64 28->14", false, 11, 64, 28, 2, 1),
+        ("mnist D conv 64-128 14->7", false, 64, 128, 14, 2, 1),
+        ("faces G convT 100-512 1->4", true, 100, 512, 1, 1, 0),
+        ("faces G convT 512-256 4->8", true, 512, 256, 4, 2, 1),
+        ("faces G convT 256-128 8->16", true, 256, 128, 8, 2, 1),
+        ("faces G convT 128-64 16->32", true, 128, 64, 16, 2, 1),
+        ("faces G convT 64-3 32->64", true, 64, 3, 32, 2, 1),
+        ("faces D conv 3-64 64->32", false, 3, 64, 64, 2, 1),
+        ("faces D conv 64-128 32->16", false, 64, 128, 32, 2, 1),
+        ("faces D conv 128-256 16->8", false, 128, 256, 16, 2, 1),
+        ("faces D conv 256-512 8->4", false, 256, 512, 8, 2, 1),
+        ("faces D conv 512-1 4->1", false, 512, 1, 4, 1, 0),
+    ];
+    let n = 64;
+    println!("| layer | fwd ms | bwd ms | fwd GFLOP/s | bwd GFLOP/s |\n|---|---|---|---|---|");
+    for (name, t, cin, cout, side, s, p) in layers {
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1., (n, cin, side, side), &dev)?)?;
+        let wshape = if t {
+            (cin, cout, 4, 4)
+        } else {
+            (cout, cin, 4, 4)
+        };
+        let w = Var::from_tensor(&Tensor::randn(0f32, 0.02, wshape, &dev)?)?;
+        let run = || -> candle_core::Result<(f64, f64, usize)> {
+            let t0 = Instant::now();
+            let y = if t {
+                conv_transpose2d(&x, &w, s, p)?
+            } else {
+                conv2d(&x, &w, s, p)?
+            };
+            let t1 = Instant::now();
+            let g = y.sum_all()?.backward()?;
+            let t2 = Instant::now();
+            assert!(g.get(&w).is_some());
+            Ok((
+                (t1 - t0).as_secs_f64(),
+                (t2 - t1).as_secs_f64(),
+                y.elem_count(),
+            ))
+        };
+        let mut f = vec![];
+        let mut b = vec![];
+        let mut out = 0;
+        for i in 0..25 {
+            let (a, c, o) = run()?;
+            if i >= 5 {
+                f.push(a);
+                b.push(c);
+            }
+            out = o;
+        }
+        f.sort_by(f64::total_cmp);
+        b.sort_by(f64::total_cmp);
+        let (fm, bm) = (f[f.len() / 2], b[b.len() / 2]);
+        // MACs: a conv's output element costs cin·k·k; a transposed conv's input element cout·k·k.
+        let macs = if t {
+            (n * cin * side * side * cout * 16) as f64
+        } else {
+            (out * cin * 16) as f64
+        };
+        println!(
+            "| {name} | {:.3} | {:.3} | {:.0} | {:.0} |",
+            fm * 1e3,
+            bm * 1e3,
+            2. * macs / fm / 1e9,
+            4. * macs / bm / 1e9
+        );
+    }
+    Ok(())
+}
