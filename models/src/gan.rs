@@ -5,7 +5,7 @@ use rand::Rng;
 
 use crate::config::{DiscriminatorConfig, GeneratorConfig};
 use crate::error::{ModelError, Result};
-use crate::net::Net;
+use crate::net::{LabelPlanes, Net, Pass};
 use crate::params::Params;
 
 /// Tensor name prefixes of the two networks in checkpoints and generator files.
@@ -66,40 +66,54 @@ impl Discriminator {
         labels: Option<&Tensor>,
         train: bool,
     ) -> Result<Tensor> {
-        let input = self.input(images, labels)?;
-        Ok(self.net.forward_t(&input, train)?.flatten_all()?)
+        let pass = Pass {
+            train,
+            frozen: false,
+        };
+        self.run(images, labels, pass)
     }
 
     /// [`Self::forward_t`] in training mode for G's step: gradients reach the images only.
     pub fn forward_frozen(&self, images: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
-        let input = self.input(images, labels)?;
-        Ok(self.net.forward_frozen(&input)?.flatten_all()?)
+        let pass = Pass {
+            train: true,
+            frozen: true,
+        };
+        self.run(images, labels, pass)
     }
 
-    fn input(&self, images: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
-        Ok(match labels {
-            Some(labels) if self.config.num_classes > 0 => {
-                let (n, _, h, w) = images.dims4()?;
-                let planes = one_hot(labels, self.config.num_classes, images.device())?
-                    .reshape((n, self.config.num_classes, 1, 1))?
-                    .broadcast_as((n, self.config.num_classes, h, w))?;
-                Tensor::cat(&[images, &planes], 1)?
-            }
-            _ => images.clone(),
-        })
+    fn run(&self, images: &Tensor, labels: Option<&Tensor>, pass: Pass) -> Result<Tensor> {
+        let planes = match labels {
+            Some(labels) if self.config.num_classes > 0 => Some(LabelPlanes {
+                labels,
+                classes: self.config.num_classes,
+            }),
+            _ => None,
+        };
+        Ok(self.net.run(images, planes, pass)?.flatten_all()?)
     }
+}
+
+/// `labels` as u32, rejecting labels outside `0..classes`.
+pub(crate) fn checked_labels(labels: &Tensor, classes: usize) -> Result<Tensor> {
+    let labels = labels.to_dtype(DType::U32)?;
+    if let Some(&bad) = labels
+        .to_vec1::<u32>()?
+        .iter()
+        .find(|&&l| l as usize >= classes)
+    {
+        return Err(ModelError::InvalidConfig(format!(
+            "label {bad} is outside 0..{classes}"
+        )));
+    }
+    Ok(labels)
 }
 
 /// f32 one-hot rows for u32 labels, rejecting labels outside `0..classes`.
 pub fn one_hot(labels: &Tensor, classes: usize, device: &Device) -> Result<Tensor> {
-    let labels = labels.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+    let labels = checked_labels(labels, classes)?.to_vec1::<u32>()?;
     let mut data = vec![0f32; labels.len() * classes];
     for (row, &label) in labels.iter().enumerate() {
-        if label as usize >= classes {
-            return Err(ModelError::InvalidConfig(format!(
-                "label {label} is outside 0..{classes}"
-            )));
-        }
         data[row * classes + label as usize] = 1.0;
     }
     Ok(Tensor::from_vec(data, (labels.len(), classes), device)?)

@@ -1,11 +1,12 @@
 //! The candle forward pass of a [`NetConfig`], in training or inference mode.
 
-use candle_core::{Tensor, D};
+use candle_core::{DType, Tensor, D};
 
 use crate::config::{Layer, NetConfig};
 use crate::cpu_conv;
 use crate::cpu_fused::{self, Activation};
-use crate::error::Result;
+use crate::error::{ModelError, Result};
+use crate::gan::{checked_labels, one_hot};
 use crate::params::{tensor_name, Params};
 
 /// BatchNorm epsilon, as PyTorch uses; the exporter folds with the same value.
@@ -24,11 +25,32 @@ pub enum ConvBackend {
 
 /// How a forward pass treats BatchNorm and the parameters.
 #[derive(Debug, Clone, Copy)]
-struct Pass {
+pub(crate) struct Pass {
     /// Batch statistics (and running-statistics updates) instead of the running ones.
-    train: bool,
-    /// Parameters enter detached, so the backward pass computes no gradient for them.
-    frozen: bool,
+    pub train: bool,
+    /// Parameters enter detached, so the backward pass computes no gradient for them: G's step
+    /// needs D's gradient with respect to the image only, and D's weight gradients would be
+    /// thrown away (PyTorch computes them anyway; skipping them saves ~10 % of a step).
+    pub frozen: bool,
+}
+
+/// Constant one-hot label planes appended to the input's channels (a conditional D's input),
+/// given as the labels (u32 `[N]`).
+#[derive(Clone, Copy)]
+pub(crate) struct LabelPlanes<'a> {
+    pub labels: &'a Tensor,
+    pub classes: usize,
+}
+
+impl LabelPlanes<'_> {
+    /// `images` with the planes appended: what the first layer sees.
+    fn append_to(&self, images: &Tensor) -> Result<Tensor> {
+        let (n, _, h, w) = images.dims4()?;
+        let planes = one_hot(self.labels, self.classes, images.device())?
+            .reshape((n, self.classes, 1, 1))?
+            .broadcast_as((n, self.classes, h, w))?;
+        Ok(Tensor::cat(&[images, &planes], 1)?)
+    }
 }
 
 pub struct Net {
@@ -53,32 +75,39 @@ impl Net {
 
     /// `train` uses batch statistics in BatchNorm and updates the running ones, as PyTorch does.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.run(
-            x,
-            Pass {
-                train,
-                frozen: false,
-            },
-        )
+        let pass = Pass {
+            train,
+            frozen: false,
+        };
+        self.run(x, None, pass)
     }
 
-    /// A training-mode pass whose backward reaches the input but none of the parameters: G's
-    /// step needs D's gradient with respect to the image only, and D's weight gradients would
-    /// be thrown away (PyTorch computes them anyway; skipping them saves ~10 % of a step).
-    pub fn forward_frozen(&self, x: &Tensor) -> Result<Tensor> {
-        self.run(
-            x,
-            Pass {
-                train: true,
-                frozen: true,
-            },
-        )
-    }
-
-    fn run(&self, x: &Tensor, pass: Pass) -> Result<Tensor> {
+    /// The forward pass of `x`, with `planes` appended to its channels when given.
+    pub(crate) fn run(
+        &self,
+        x: &Tensor,
+        planes: Option<LabelPlanes>,
+        pass: Pass,
+    ) -> Result<Tensor> {
         let layers = &self.config.layers;
-        let mut x = x.clone();
-        let mut i = 0;
+        let (mut x, mut i) = match (planes, layers.first()) {
+            (None, _) => (x.clone(), 0),
+            (
+                Some(planes),
+                Some(Layer::Conv2d {
+                    stride,
+                    padding,
+                    bias,
+                    ..
+                }),
+            ) if self.fast(x) => {
+                let fused = layers.get(1).and_then(activation);
+                let y = self.labelled_conv(x, planes, (*stride, *padding), pass)?;
+                let consumed = 1 + fused.is_some() as usize;
+                (self.bias(0, *bias, y, pass, fused)?, consumed)
+            }
+            (Some(planes), _) => (planes.append_to(x)?, 0),
+        };
         while i < layers.len() {
             // On the fast path an activation right after a layer is fused into it.
             let fused = if self.fast(&x) {
@@ -109,6 +138,42 @@ impl Net {
         } else {
             param.clone()
         })
+    }
+
+    /// The first layer's convolution (before bias) of `images` with `planes` appended, without
+    /// building the planes: they are constant, so their part of the output depends on the label
+    /// only. Each label's part is the convolution of an all-ones plane with that label's kernels,
+    /// made once per batch and gathered per sample; the images go through the image channels'
+    /// kernels alone. Same sums as the full convolution (MNIST's D: 1 of 11 input channels
+    /// carries the image, so ~10× fewer multiply-adds in that layer and no planes to build).
+    fn labelled_conv(
+        &self,
+        images: &Tensor,
+        planes: LabelPlanes,
+        (stride, padding): (usize, usize),
+        pass: Pass,
+    ) -> Result<Tensor> {
+        let w = self.get(0, "weight", pass)?;
+        let (cout, cin, k, _) = w.dims4()?;
+        let (_, channels, h, wd) = images.dims4()?;
+        if cin != channels + planes.classes {
+            return Err(ModelError::InvalidConfig(format!(
+                "first layer takes {cin} channels, not {channels} image + {} label",
+                planes.classes
+            )));
+        }
+        let labels = checked_labels(planes.labels, planes.classes)?;
+        let y = cpu_conv::conv2d(images, &w.narrow(1, 0, channels)?, stride, padding)?;
+        // [cout, classes, k, k] → one single-channel kernel per (label, output channel).
+        let kernels = w
+            .narrow(1, channels, planes.classes)?
+            .transpose(0, 1)?
+            .reshape((planes.classes * cout, 1, k, k))?;
+        let ones = Tensor::ones((1, 1, h, wd), DType::F32, images.device())?;
+        let maps = cpu_conv::conv2d(&ones, &kernels, stride, padding)?;
+        let (_, _, oh, ow) = maps.dims4()?;
+        let per_label = maps.reshape((planes.classes, cout, oh, ow))?;
+        Ok((y + per_label.index_select(&labels, 0)?)?)
     }
 
     /// Runs layer `i`, fusing `act` into it when given; returns how many layers it consumed.
