@@ -333,17 +333,12 @@ impl Plan {
                 |(buf, gathered), (img, mat)| {
                     let samples = img.len() / g.image();
                     let width = samples * cols;
-                    // [samples, m, cols] → [m, samples·cols] (a view already for one sample)
+                    // Already channel-major for one sample.
                     let b = if samples == 1 {
                         mat
                     } else {
                         gathered.resize(m * width, 0.0);
-                        for (s, sample) in mat.chunks_exact(m * cols).enumerate() {
-                            for (i, src) in sample.chunks_exact(cols).enumerate() {
-                                gathered[i * width + s * cols..i * width + (s + 1) * cols]
-                                    .copy_from_slice(src);
-                            }
-                        }
+                        channel_major(mat, m, cols, gathered);
                         &gathered[..]
                     };
                     buf.resize(rows * width, 0.0);
@@ -371,14 +366,8 @@ impl Plan {
         let (g, m, n) = (self.g, self.m, self.n);
         let (rows, cols) = (g.rows(), g.cols());
         let k = n * cols;
-        // matrix [N, m, cols] → [m, N·cols]
         let mut mt = vec![0f32; m * k];
-        mt.par_chunks_mut(k).enumerate().for_each(|(i, dst)| {
-            for s in 0..n {
-                let src = &matrix[(s * m + i) * cols..(s * m + i + 1) * cols];
-                dst[s * cols..(s + 1) * cols].copy_from_slice(src);
-            }
-        });
+        channel_major(matrix, m, cols, &mut mt);
         let mut dw = vec![0f32; m * rows];
         let blocks = (rayon::current_num_threads() * 2).clamp(1, rows);
         let width = rows.div_ceil(blocks);
@@ -415,14 +404,40 @@ impl SendPtr {
     }
 }
 
-/// The f32 data of a contiguous CPU tensor (the fast ops make their inputs contiguous first).
-pub(crate) fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        bail!("fast CPU ops support f32 only")
-    };
+/// `[samples, m, cols]` → `[m, samples·cols]` in `dst`: each channel's rows of all samples side
+/// by side, the layout of a GEMM over several samples. Parallel over channels.
+fn channel_major(matrix: &[f32], m: usize, cols: usize, dst: &mut [f32]) {
+    dst.par_chunks_mut(dst.len() / m)
+        .enumerate()
+        .for_each(|(i, row)| {
+            let samples = matrix.chunks_exact(m * cols);
+            for (d, sample) in row.chunks_exact_mut(cols).zip(samples) {
+                d.copy_from_slice(&sample[i * cols..(i + 1) * cols]);
+            }
+        });
+}
+
+/// Where a contiguous tensor's elements lie in its storage.
+fn contiguous_range(l: &Layout) -> Result<std::ops::Range<usize>> {
     match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
+        Some((a, b)) => Ok(a..b),
         None => bail!("fast CPU ops need contiguous tensors"),
+    }
+}
+
+/// The f32 data of a contiguous CPU tensor (the fast ops make their inputs contiguous first).
+pub fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    match s {
+        CpuStorage::F32(v) => Ok(&v[contiguous_range(l)?]),
+        _ => bail!("fast CPU ops support f32 only"),
+    }
+}
+
+/// [`slice`], writable: the storage of an in-place op.
+pub fn slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> Result<&'a mut [f32]> {
+    match s {
+        CpuStorage::F32(v) => Ok(&mut v[contiguous_range(l)?]),
+        _ => bail!("fast CPU ops support f32 only"),
     }
 }
 

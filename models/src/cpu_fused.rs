@@ -152,6 +152,11 @@ fn channel_sums(
         .collect()
 }
 
+/// Per-channel Σ of `x` over N and S.
+fn channel_totals(x: &[f32], dims: (usize, usize, usize)) -> Vec<f64> {
+    channel_sums((x, x), dims, &vec![0.0; dims.1], |v, _, _| v)
+}
+
 /// `y = act(x + bias[c])` (bias optional via `BiasAct::apply`).
 struct BiasAct(Activation);
 /// `(y, dy) → dy · act'(y)`.
@@ -237,7 +242,7 @@ impl CustomOp1 for ChannelSum {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = slice(s, l)?;
         let (n, c, sp) = ncs(l.dims())?;
-        let sums = channel_sums((x, x), (n, c, sp), &vec![0.0; c], |v, _, _| v);
+        let sums = channel_totals(x, (n, c, sp));
         Ok((
             CpuStorage::F32(sums.into_iter().map(|v| v as f32).collect()),
             Shape::from(c),
@@ -274,7 +279,7 @@ struct BnGrad {
 /// Mean and biased variance of each channel, two-pass (centred squares) for stability.
 fn stats(x: &[f32], n: usize, c: usize, s: usize) -> (Vec<f64>, Vec<f64>) {
     let count = (n * s) as f64;
-    let mean: Vec<f64> = channel_sums((x, x), (n, c, s), &vec![0.0; c], |v, _, _| v)
+    let mean: Vec<f64> = channel_totals(x, (n, c, s))
         .into_iter()
         .map(|v| v / count)
         .collect();
@@ -363,7 +368,7 @@ impl CustomOp3 for BnGrad {
         };
         let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
         let centre: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
-        let dbeta = channel_sums((g, g), (n, c, s), &centre, |g, _, _| g);
+        let dbeta = channel_totals(g, (n, c, s));
         let dgamma: Vec<f64> = channel_sums((x, g), (n, c, s), &centre, |x, g, m| g * (x - m))
             .iter()
             .zip(&inv_std)

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use candle_core::backprop::GradStore;
-use candle_core::{bail, CpuStorage, InplaceOp2, InplaceOp3, Layout, Tensor, Var};
+use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Tensor, Var};
+use gan_models::cpu_conv::{slice, slice_mut};
 
 use crate::error::{Result, TrainError};
 
@@ -159,20 +160,6 @@ struct Update {
     eps: f64,
 }
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => bail!("Adam's in-place update needs contiguous f32 tensors"),
-    }
-}
-
-fn contiguous_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> candle_core::Result<&'a mut [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),
-        _ => bail!("Adam's in-place update needs contiguous f32 tensors"),
-    }
-}
-
 impl InplaceOp2 for Moment {
     fn name(&self) -> &'static str {
         "adam-moment"
@@ -185,16 +172,11 @@ impl InplaceOp2 for Moment {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<()> {
-        let (m, g) = (contiguous_mut(s1, l1)?, contiguous(s2, l2)?);
+        let (m, g) = (slice_mut(s1, l1)?, slice(s2, l2)?);
         let (keep, take) = (self.beta as f32, (1.0 - self.beta) as f32);
-        if self.square {
-            m.iter_mut()
-                .zip(g)
-                .for_each(|(m, &g)| *m = *m * keep + g * g * take);
-        } else {
-            m.iter_mut()
-                .zip(g)
-                .for_each(|(m, &g)| *m = *m * keep + g * take);
+        for (m, &g) in m.iter_mut().zip(g) {
+            let g = if self.square { g * g } else { g };
+            *m = *m * keep + g * take;
         }
         Ok(())
     }
@@ -214,8 +196,8 @@ impl InplaceOp3 for Update {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<()> {
-        let p = contiguous_mut(s1, l1)?;
-        let (m, v) = (contiguous(s2, l2)?, contiguous(s3, l3)?);
+        let p = slice_mut(s1, l1)?;
+        let (m, v) = (slice(s2, l2)?, slice(s3, l3)?);
         let (lr, bc1, bc2, eps) = (
             self.lr as f32,
             self.bc1 as f32,
