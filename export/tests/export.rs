@@ -68,9 +68,12 @@ fn parity(config: ModelConfig) {
 #[test]
 fn mnist_cdcgan_parity_with_onnx_runtime() {
     parity(
-        Architecture::MnistCdcgan { width: 1 }
-            .config(info(10))
-            .unwrap(),
+        Architecture::MnistCdcgan {
+            width: 1,
+            spectral_norm: false,
+        }
+        .config(info(10))
+        .unwrap(),
     );
 }
 
@@ -87,9 +90,12 @@ fn dcgan64_parity_with_onnx_runtime() {
 #[test]
 fn graph_is_an_inference_graph_with_the_contract_and_metadata() {
     let dir = tempfile::tempdir().unwrap();
-    let config = Architecture::MnistCdcgan { width: 1 }
-        .config(info(10))
-        .unwrap();
+    let config = Architecture::MnistCdcgan {
+        width: 1,
+        spectral_norm: false,
+    }
+    .config(info(10))
+    .unwrap();
     let loaded = load_generator(&saved_generator(dir.path(), &config), &Device::Cpu).unwrap();
     let model = ModelProto::decode(onnx_bytes(&loaded, "test-model").unwrap().as_slice()).unwrap();
     assert_eq!(model.ir_version, Some(8));
@@ -156,9 +162,12 @@ fn fails_with(out: &std::process::Output, needles: &[&str]) {
 #[test]
 fn cli_writes_both_files_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
-    let config = Architecture::MnistCdcgan { width: 1 }
-        .config(info(10))
-        .unwrap();
+    let config = Architecture::MnistCdcgan {
+        width: 1,
+        spectral_norm: false,
+    }
+    .config(info(10))
+    .unwrap();
     let src = saved_generator(dir.path(), &config);
     let onnx = dir.path().join("out.onnx");
     let st = dir.path().join("out.safetensors");
@@ -196,9 +205,12 @@ fn cli_writes_both_files_and_verifies() {
 #[test]
 fn bad_input_is_reported_and_nothing_half_written() {
     let dir = tempfile::tempdir().unwrap();
-    let config = Architecture::MnistCdcgan { width: 1 }
-        .config(info(10))
-        .unwrap();
+    let config = Architecture::MnistCdcgan {
+        width: 1,
+        spectral_norm: false,
+    }
+    .config(info(10))
+    .unwrap();
     let good = saved_generator(dir.path(), &config);
     let out = dir.path().join("x.onnx");
     let out_s = out.to_str().unwrap();

@@ -175,6 +175,14 @@ impl Layer {
         }
     }
 
+    /// Whether the layer multiplies by a weight matrix (what spectral norm rescales).
+    pub fn is_weighted(&self) -> bool {
+        matches!(
+            self,
+            Layer::Linear { .. } | Layer::Conv2d { .. } | Layer::ConvTranspose2d { .. }
+        )
+    }
+
     /// Non-learnable state (BatchNorm running statistics).
     pub fn buffers(&self) -> Vec<(&'static str, Vec<usize>)> {
         match self {
@@ -200,9 +208,28 @@ fn with_bias(weight: Vec<usize>, bias: bool, outputs: usize) -> Vec<(&'static st
 pub struct NetConfig {
     pub input: Vec<usize>,
     pub layers: Vec<Layer>,
+    /// Every weight is divided by an estimate of its largest singular value (Miyato et al.
+    /// 2018), kept by one power-iteration step per training pass in the buffer [`SN_U`]: bounds
+    /// each layer's Lipschitz constant, the usual way to steady a D without BatchNorm.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spectral_norm: bool,
 }
 
+/// Name of a spectrally normalised layer's power-iteration vector (length: the weight's dim 0).
+pub const SN_U: &str = "sn_u";
+
 impl NetConfig {
+    /// Non-learnable state of layer `i`: the layer's own and, under spectral norm, its vector.
+    pub fn buffers(&self, i: usize) -> Vec<(&'static str, Vec<usize>)> {
+        let layer = &self.layers[i];
+        let mut buffers = layer.buffers();
+        if self.spectral_norm && layer.is_weighted() {
+            let rows = layer.parameters()[0].1[0];
+            buffers.push((SN_U, vec![rows]));
+        }
+        buffers
+    }
+
     /// Checks every layer accepts its input; returns the per-sample output shape.
     pub fn output_shape(&self) -> Result<Vec<usize>> {
         self.layers
@@ -237,7 +264,12 @@ pub struct DatasetInfo {
 #[serde(tag = "name", rename_all = "kebab-case")]
 pub enum Architecture {
     /// Class-conditional DCGAN for 28×28×1 digits; `width` scales the channel counts (1 = reference).
-    MnistCdcgan { width: usize },
+    MnistCdcgan {
+        width: usize,
+        /// D spectrally normalised instead of batch-normalised.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        spectral_norm: bool,
+    },
     /// PyTorch examples/dcgan at 64×64 (nz = latent, ngf/ndf feature widths).
     Dcgan64 {
         channels: usize,
@@ -247,19 +279,26 @@ pub enum Architecture {
         /// A minibatch-stddev channel before D's last convolution.
         #[serde(default)]
         minibatch_stddev: bool,
+        /// D spectrally normalised instead of batch-normalised.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        spectral_norm: bool,
     },
 }
 
 impl Architecture {
     pub fn from_name(name: &str, channels: usize) -> Result<Self> {
         match name {
-            "mnist-cdcgan" => Ok(Architecture::MnistCdcgan { width: 1 }),
+            "mnist-cdcgan" => Ok(Architecture::MnistCdcgan {
+                width: 1,
+                spectral_norm: false,
+            }),
             "dcgan64" => Ok(Architecture::Dcgan64 {
                 channels,
                 latent: 100,
                 ngf: 64,
                 ndf: 64,
                 minibatch_stddev: false,
+                spectral_norm: false,
             }),
             other => Err(ModelError::UnknownArchitecture(other.to_string())),
         }
@@ -275,14 +314,18 @@ impl Architecture {
     /// Builds the full model config for a dataset.
     pub fn config(&self, dataset: DatasetInfo) -> Result<ModelConfig> {
         let (generator, discriminator) = match *self {
-            Architecture::MnistCdcgan { width } => mnist_cdcgan(width, dataset.class_names.len()),
+            Architecture::MnistCdcgan {
+                width,
+                spectral_norm,
+            } => mnist_cdcgan(width, dataset.class_names.len(), spectral_norm),
             Architecture::Dcgan64 {
                 channels,
                 latent,
                 ngf,
                 ndf,
                 minibatch_stddev,
-            } => dcgan64(channels, latent, ngf, ndf, minibatch_stddev),
+                spectral_norm,
+            } => dcgan64(channels, latent, ngf, ndf, minibatch_stddev, spectral_norm),
         };
         let config = ModelConfig {
             format_version: FORMAT_VERSION,
@@ -329,6 +372,11 @@ impl ModelConfig {
                 "generator input {:?} does not match latent {} + classes {}",
                 g.net.input, g.latent_dim, g.num_classes
             )));
+        }
+        if g.net.spectral_norm {
+            return Err(ModelError::InvalidConfig(
+                "spectral norm is a discriminator option; exports assume a plain generator".into(),
+            ));
         }
         let image = self.image_shape()?;
         if image.len() != 3 {
@@ -378,7 +426,11 @@ impl ModelConfig {
     }
 }
 
-fn mnist_cdcgan(width: usize, classes: usize) -> (GeneratorConfig, DiscriminatorConfig) {
+fn mnist_cdcgan(
+    width: usize,
+    classes: usize,
+    spectral_norm: bool,
+) -> (GeneratorConfig, DiscriminatorConfig) {
     let (c1, c2) = (128 * width.max(1), 64 * width.max(1));
     let latent = 100;
     let generator = GeneratorConfig {
@@ -403,25 +455,29 @@ fn mnist_cdcgan(width: usize, classes: usize) -> (GeneratorConfig, Discriminator
                 convt(c2, 1, 2, 1, true),
                 Layer::Tanh,
             ],
+            spectral_norm: false,
         },
     };
+    let mut d = vec![
+        conv(1 + classes, c2, 2, 1, true),
+        Layer::LeakyRelu { slope: 0.2 },
+    ];
+    d.extend(normalised_conv(c2, c1, spectral_norm));
+    d.extend([
+        Layer::LeakyRelu { slope: 0.2 },
+        Layer::Flatten,
+        Layer::Linear {
+            inputs: c1 * 49,
+            outputs: 1,
+            bias: true,
+        },
+    ]);
     let discriminator = DiscriminatorConfig {
         num_classes: classes,
         net: NetConfig {
             input: vec![1 + classes, 28, 28],
-            layers: vec![
-                conv(1 + classes, c2, 2, 1, true),
-                Layer::LeakyRelu { slope: 0.2 },
-                conv(c2, c1, 2, 1, false),
-                Layer::BatchNorm2d { channels: c1 },
-                Layer::LeakyRelu { slope: 0.2 },
-                Layer::Flatten,
-                Layer::Linear {
-                    inputs: c1 * 49,
-                    outputs: 1,
-                    bias: true,
-                },
-            ],
+            layers: d,
+            spectral_norm,
         },
     };
     (generator, discriminator)
@@ -433,6 +489,7 @@ fn dcgan64(
     ngf: usize,
     ndf: usize,
     minibatch_stddev: bool,
+    spectral_norm: bool,
 ) -> (GeneratorConfig, DiscriminatorConfig) {
     let mut g = vec![
         Layer::Reshape {
@@ -460,13 +517,8 @@ fn dcgan64(
         Layer::LeakyRelu { slope: 0.2 },
     ];
     for (cin, cout) in [(1, 2), (2, 4), (4, 8)] {
-        d.extend([
-            conv(ndf * cin, ndf * cout, 2, 1, false),
-            Layer::BatchNorm2d {
-                channels: ndf * cout,
-            },
-            Layer::LeakyRelu { slope: 0.2 },
-        ]);
+        d.extend(normalised_conv(ndf * cin, ndf * cout, spectral_norm));
+        d.push(Layer::LeakyRelu { slope: 0.2 });
     }
     if minibatch_stddev {
         d.push(Layer::MinibatchStddev);
@@ -482,6 +534,7 @@ fn dcgan64(
             net: NetConfig {
                 input: vec![latent],
                 layers: g,
+                spectral_norm: false,
             },
         },
         DiscriminatorConfig {
@@ -489,9 +542,23 @@ fn dcgan64(
             net: NetConfig {
                 input: vec![channels, 64, 64],
                 layers: d,
+                spectral_norm,
             },
         },
     )
+}
+
+/// A stride-2 D convolution followed by BatchNorm, or, under spectral norm (which replaces
+/// BatchNorm in D, as in SNGAN), with a bias in BatchNorm's place.
+fn normalised_conv(cin: usize, cout: usize, spectral_norm: bool) -> Vec<Layer> {
+    if spectral_norm {
+        vec![conv(cin, cout, 2, 1, true)]
+    } else {
+        vec![
+            conv(cin, cout, 2, 1, false),
+            Layer::BatchNorm2d { channels: cout },
+        ]
+    }
 }
 
 fn convt(cin: usize, cout: usize, stride: usize, padding: usize, bias: bool) -> Layer {
@@ -530,9 +597,12 @@ mod tests {
 
     #[test]
     fn reference_shapes_and_macs() {
-        let m = Architecture::MnistCdcgan { width: 1 }
-            .config(digits())
-            .unwrap();
+        let m = Architecture::MnistCdcgan {
+            width: 1,
+            spectral_norm: false,
+        }
+        .config(digits())
+        .unwrap();
         assert_eq!(m.image_shape().unwrap(), [1, 28, 28]);
         let macs = m.generator.net.macs().unwrap();
         // 110·6272 + 7·7·128·64·16 + 14·14·64·1·16 = 7.32 M, the "about 7 M" of the issue.
@@ -550,9 +620,12 @@ mod tests {
 
     #[test]
     fn config_round_trips_and_rejects_broken_ones() {
-        let m = Architecture::MnistCdcgan { width: 1 }
-            .config(digits())
-            .unwrap();
+        let m = Architecture::MnistCdcgan {
+            width: 1,
+            spectral_norm: false,
+        }
+        .config(digits())
+        .unwrap();
         assert_eq!(ModelConfig::from_json(&m.to_json()).unwrap(), m);
         let mut broken = m.clone();
         broken.generator.net.layers.remove(1);

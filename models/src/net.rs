@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Tensor, D};
 
-use crate::config::{Layer, NetConfig};
+use crate::config::{Layer, NetConfig, SN_U};
 use crate::cpu_conv;
 use crate::cpu_fused::{self, Activation};
 use crate::error::{ModelError, Result};
@@ -140,6 +140,32 @@ impl Net {
         })
     }
 
+    /// Layer `i`'s weight as the layer applies it: under spectral norm, divided by its largest
+    /// singular value σ. σ = uᵀWv from one power-iteration step (v = Wᵀu/‖·‖, u = Wv/‖·‖, W as
+    /// a `[dim 0, rest]` matrix) with u and v held constant, so the gradient is PyTorch's
+    /// `spectral_norm`'s. A training pass stores the new u; other passes reuse the stored one.
+    fn weight(&self, i: usize, pass: Pass) -> Result<Tensor> {
+        let w = self.get(i, "weight", pass)?;
+        if !self.config.spectral_norm {
+            return Ok(w);
+        }
+        let stored = self.params.get(&tensor_name(&self.prefix, i, SN_U))?;
+        let rows = w.dim(0)?;
+        let matrix = w.reshape((rows, ()))?;
+        let fixed = matrix.detach();
+        let u = stored.as_tensor().reshape((rows, 1))?;
+        let v = unit(&fixed.t()?.matmul(&u)?)?;
+        let u = if pass.train {
+            let u = unit(&fixed.matmul(&v)?)?;
+            stored.set(&u.flatten_all()?)?;
+            u
+        } else {
+            u
+        };
+        let sigma = u.t()?.matmul(&matrix.matmul(&v)?)?.reshape(())?;
+        Ok(w.broadcast_div(&sigma)?)
+    }
+
     /// The first layer's convolution (before bias) of `images` with `planes` appended, without
     /// building the planes: they are constant, so their part of the output depends on the label
     /// only. Each label's part is the convolution of an all-ones plane with that label's kernels,
@@ -154,7 +180,7 @@ impl Net {
         (stride, padding): (usize, usize),
         pass: Pass,
     ) -> Result<Tensor> {
-        let w = self.get(0, "weight", pass)?;
+        let w = self.weight(0, pass)?;
         let (cout, cin, k, _) = w.dims4()?;
         let (_, channels, h, wd) = images.dims4()?;
         if cin != channels + planes.classes {
@@ -190,7 +216,7 @@ impl Net {
         let consumed = 1 + act.is_some() as usize;
         let y = match layer {
             Layer::Linear { bias, .. } => {
-                let y = x.matmul(&self.get(i, "weight", pass)?.t()?)?;
+                let y = x.matmul(&self.weight(i, pass)?.t()?)?;
                 self.bias(i, *bias, y, pass, act)?
             }
             Layer::Conv2d {
@@ -199,7 +225,7 @@ impl Net {
                 bias,
                 ..
             } => {
-                let w = self.get(i, "weight", pass)?;
+                let w = self.weight(i, pass)?;
                 let y = if fast {
                     cpu_conv::conv2d(x, &w, *stride, *padding)?
                 } else {
@@ -213,7 +239,7 @@ impl Net {
                 bias,
                 ..
             } => {
-                let w = self.get(i, "weight", pass)?;
+                let w = self.weight(i, pass)?;
                 let y = if fast {
                     cpu_conv::conv_transpose2d(x, &w, *stride, *padding)?
                 } else {
@@ -356,6 +382,12 @@ fn minibatch_stddev(x: &Tensor) -> Result<Tensor> {
     Ok(Tensor::cat(&[x, &plane.contiguous()?], 1)?)
 }
 
+/// `x / ‖x‖` (PyTorch's `normalize` with eps 1e-12).
+fn unit(x: &Tensor) -> Result<Tensor> {
+    let norm = x.sqr()?.sum_all()?.sqrt()?.maximum(1e-12)?;
+    Ok(x.broadcast_div(&norm)?)
+}
+
 /// The activation a layer is, if it is one.
 fn activation(layer: &Layer) -> Option<Activation> {
     match layer {
@@ -379,6 +411,67 @@ mod tests {
             .unwrap()
             .to_vec1()
             .unwrap()
+    }
+
+    /// Largest singular value of a `[rows, cols]` matrix, by many power-iteration steps.
+    fn sigma(m: &[f32], rows: usize) -> f32 {
+        let cols = m.len() / rows;
+        let mut v = vec![1f32; cols];
+        let mut s = 0.0;
+        for _ in 0..500 {
+            let u: Vec<f32> = (0..rows)
+                .map(|r| (0..cols).map(|c| m[r * cols + c] * v[c]).sum())
+                .collect();
+            let w: Vec<f32> = (0..cols)
+                .map(|c| (0..rows).map(|r| m[r * cols + c] * u[r]).sum())
+                .collect();
+            let norm = w.iter().map(|x| x * x).sum::<f32>().sqrt();
+            s = norm.sqrt();
+            v = w.iter().map(|x| x / norm).collect();
+        }
+        s
+    }
+
+    #[test]
+    fn spectral_norm_scales_the_weight_to_unit_norm() {
+        let config = NetConfig {
+            input: vec![6],
+            layers: vec![Layer::Linear {
+                inputs: 6,
+                outputs: 4,
+                bias: false,
+            }],
+            spectral_norm: true,
+        };
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3);
+        let params = Params::init(&config, "d", &mut rng, &Device::Cpu).unwrap();
+        let net = Net::new(config, "d", params);
+        let raw = |net: &Net| -> Vec<f32> {
+            let w = net.params.get("d.0.weight").unwrap();
+            w.as_tensor().flatten_all().unwrap().to_vec1().unwrap()
+        };
+        let applied = |net: &Net| -> Vec<f32> {
+            let pass = Pass {
+                train: false,
+                frozen: false,
+            };
+            let w = net.weight(0, pass).unwrap();
+            w.flatten_all().unwrap().to_vec1().unwrap()
+        };
+        assert!(sigma(&raw(&net), 4) < 0.5, "N(0, 0.02) weights are small");
+        let x = Tensor::ones((2, 6), DType::F32, &Device::Cpu).unwrap();
+        for _ in 0..20 {
+            net.forward_t(&x, true).unwrap();
+        }
+        let s = sigma(&applied(&net), 4);
+        assert!((s - 1.0).abs() < 1e-3, "σ of the applied weight: {s}");
+        // The parameter itself is untouched: only the applied weight is rescaled.
+        let ratio: Vec<f32> = raw(&net)
+            .iter()
+            .zip(applied(&net))
+            .map(|(r, a)| a / r)
+            .collect();
+        assert!(ratio.iter().all(|q| (q - ratio[0]).abs() < 1e-3 * ratio[0]));
     }
 
     #[test]

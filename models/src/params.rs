@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
 
-use crate::config::{Layer, NetConfig};
+use crate::config::{Layer, NetConfig, SN_U};
 use crate::error::{ModelError, Result};
 
 pub struct Params {
@@ -31,10 +31,11 @@ impl Params {
         let mut values = HashMap::new();
         for (i, layer) in net.layers.iter().enumerate() {
             let is_bn = matches!(layer, Layer::BatchNorm2d { .. });
-            for (name, shape) in layer.parameters().into_iter().chain(layer.buffers()) {
+            for (name, shape) in layer.parameters().into_iter().chain(net.buffers(i)) {
                 let n: usize = shape.iter().product();
                 let data: Vec<f32> = match (name, is_bn) {
-                    ("weight", false) => sample(rng, 0.0, n),
+                    // A random start for the power iteration (only its direction matters).
+                    ("weight", false) | (SN_U, _) => sample(rng, 0.0, n),
                     ("weight", true) => sample(rng, 1.0, n),
                     ("running_var", _) => vec![1.0; n],
                     _ => vec![0.0; n],
@@ -55,7 +56,7 @@ impl Params {
         let mut trainable = BTreeMap::new();
         let mut buffers = BTreeMap::new();
         for (i, layer) in net.layers.iter().enumerate() {
-            for (is_buffer, list) in [(false, layer.parameters()), (true, layer.buffers())] {
+            for (is_buffer, list) in [(false, layer.parameters()), (true, net.buffers(i))] {
                 for (name, shape) in list {
                     let full = tensor_name(prefix, i, name);
                     let t = values

@@ -107,6 +107,13 @@ fn matches_candle_on_the_reference_layers() {
         (true, [9, 32, 4, 4], [32, 16, 4, 4], 2, 1),
         (false, [9, 16, 8, 8], [32, 16, 4, 4], 2, 1),
         (false, [9, 64, 4, 4], [1, 64, 4, 4], 1, 0),
+        // Few matrix-side channels, many rows: the weight gradient's column-major GEMM.
+        (false, [4, 64, 16, 16], [8, 64, 4, 4], 2, 1),
+        (true, [4, 8, 8, 8], [8, 64, 4, 4], 2, 1),
+        // 16×16 positions and more: columns built per sample group, weight gradient summed
+        // in chunks (9 samples: a partial last chunk).
+        (false, [9, 8, 32, 32], [4, 8, 4, 4], 2, 1),
+        (true, [9, 4, 16, 16], [4, 8, 4, 4], 2, 1),
     ];
     for (i, (t, x, w, s, p)) in cases.into_iter().enumerate() {
         let errs = check(t, x, w, s, p, i as u64);

@@ -1,5 +1,6 @@
 //! The fast CPU path (GEMM convolutions, fused BatchNorm/bias + activation) against candle's
-//! reference ops on whole reference networks: outputs, every gradient and the running statistics.
+//! reference ops on whole reference networks: outputs, every gradient and the buffers (running
+//! statistics, spectral norm's vectors).
 
 mod common;
 
@@ -71,10 +72,9 @@ fn compare(arch: Architecture, classes: usize, batch: usize) {
                     .clone(),
             ));
         }
+        // Running statistics and power-iteration vectors after the pass.
         for (name, t) in g.net.params.tensors().chain(d.net.params.tensors()) {
-            if name.contains("running") {
-                named.push((name.clone(), t.clone()));
-            }
+            named.push((name.clone(), t.clone()));
         }
         named
     };
@@ -88,7 +88,14 @@ fn compare(arch: Architecture, classes: usize, batch: usize) {
 
 #[test]
 fn mnist_cdcgan_fast_path_matches_candle() {
-    compare(Architecture::MnistCdcgan { width: 1 }, 10, 4);
+    compare(
+        Architecture::MnistCdcgan {
+            width: 1,
+            spectral_norm: false,
+        },
+        10,
+        4,
+    );
 }
 
 #[test]
@@ -99,6 +106,16 @@ fn dcgan64_fast_path_matches_candle() {
         ngf: 8,
         ndf: 8,
         minibatch_stddev: true,
+        spectral_norm: false,
     };
     compare(arch, 0, 3);
+}
+
+#[test]
+fn spectral_norm_fast_path_matches_candle() {
+    let arch = Architecture::MnistCdcgan {
+        width: 1,
+        spectral_norm: true,
+    };
+    compare(arch, 10, 4);
 }

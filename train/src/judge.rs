@@ -52,6 +52,7 @@ fn features_config() -> NetConfig {
             },
             Layer::Relu,
         ],
+        spectral_norm: false,
     }
 }
 
@@ -63,6 +64,7 @@ fn head_config() -> NetConfig {
             outputs: CLASSES,
             bias: true,
         }],
+        spectral_norm: false,
     }
 }
 

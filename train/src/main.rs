@@ -174,6 +174,9 @@ struct TrainArgs {
     /// dcgan64: give D a minibatch-stddev channel (ProGAN) so it can see a batch lacks variety.
     #[arg(long)]
     minibatch_stddev: bool,
+    /// Spectral norm on every D weight, in place of D's BatchNorm (SNGAN; pairs with --loss hinge).
+    #[arg(long)]
+    spectral_norm: bool,
     /// `classic`: the DCGAN recipe of the PyTorch reference (BCE, no EMA), overriding --loss,
     /// --label-smoothing, --ema-decay and --diff-augment (e.g. to reproduce its mode collapse on faces).
     #[arg(long, value_enum)]
@@ -298,16 +301,24 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         Architecture::MnistCdcgan { .. } if args.minibatch_stddev => {
             bail!("--minibatch-stddev is an option of dcgan64, not {arch_name}")
         }
-        Architecture::MnistCdcgan { width } => *width = args.width.max(1),
+        Architecture::MnistCdcgan {
+            width,
+            spectral_norm,
+        } => {
+            *width = args.width.max(1);
+            *spectral_norm = args.spectral_norm;
+        }
         Architecture::Dcgan64 {
             ngf,
             ndf,
             minibatch_stddev,
+            spectral_norm,
             ..
         } => {
             *ngf = args.ngf.max(1);
             *ndf = args.ndf.max(1);
             *minibatch_stddev = args.minibatch_stddev;
+            *spectral_norm = args.spectral_norm;
         }
     }
     let config = arch.config(data.info.clone())?;

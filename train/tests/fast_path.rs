@@ -19,9 +19,12 @@ fn losses(backend: ConvBackend) -> Vec<(f32, f32)> {
         Split::Train,
     )
     .unwrap();
-    let config = Architecture::MnistCdcgan { width: 1 }
-        .config(data.info.clone())
-        .unwrap();
+    let config = Architecture::MnistCdcgan {
+        width: 1,
+        spectral_norm: false,
+    }
+    .config(data.info.clone())
+    .unwrap();
     let adam = AdamConfig::default();
     let mut models = Models::fresh(
         config,

@@ -49,9 +49,12 @@ fn image_folder_inputs() {
 
 #[test]
 fn checkpoint_inputs() {
-    let expected = Architecture::MnistCdcgan { width: 1 }
-        .config(gan_train::mnist::info())
-        .unwrap();
+    let expected = Architecture::MnistCdcgan {
+        width: 1,
+        spectral_norm: false,
+    }
+    .config(gan_train::mnist::info())
+    .unwrap();
     for (path, data) in inputs("checkpoint") {
         for weights in [Weights::Inference, Weights::Trained] {
             if let Ok(file) = TensorFile::parse(&data, &path, &Device::Cpu) {
