@@ -71,6 +71,7 @@ fn mnist_cdcgan_parity_with_onnx_runtime() {
         Architecture::MnistCdcgan {
             width: 1,
             spectral_norm: false,
+            minibatch_stddev: false,
         }
         .config(info(10))
         .unwrap(),
@@ -93,6 +94,7 @@ fn graph_is_an_inference_graph_with_the_contract_and_metadata() {
     let config = Architecture::MnistCdcgan {
         width: 1,
         spectral_norm: false,
+        minibatch_stddev: false,
     }
     .config(info(10))
     .unwrap();
@@ -165,6 +167,7 @@ fn cli_writes_both_files_and_verifies() {
     let config = Architecture::MnistCdcgan {
         width: 1,
         spectral_norm: false,
+        minibatch_stddev: false,
     }
     .config(info(10))
     .unwrap();
@@ -208,6 +211,7 @@ fn bad_input_is_reported_and_nothing_half_written() {
     let config = Architecture::MnistCdcgan {
         width: 1,
         spectral_norm: false,
+        minibatch_stddev: false,
     }
     .config(info(10))
     .unwrap();

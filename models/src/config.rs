@@ -269,6 +269,9 @@ pub enum Architecture {
         /// D spectrally normalised instead of batch-normalised.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         spectral_norm: bool,
+        /// A minibatch-stddev channel before D's last layer.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        minibatch_stddev: bool,
     },
     /// PyTorch examples/dcgan at 64×64 (nz = latent, ngf/ndf feature widths).
     Dcgan64 {
@@ -291,6 +294,7 @@ impl Architecture {
             "mnist-cdcgan" => Ok(Architecture::MnistCdcgan {
                 width: 1,
                 spectral_norm: false,
+                minibatch_stddev: false,
             }),
             "dcgan64" => Ok(Architecture::Dcgan64 {
                 channels,
@@ -317,7 +321,13 @@ impl Architecture {
             Architecture::MnistCdcgan {
                 width,
                 spectral_norm,
-            } => mnist_cdcgan(width, dataset.class_names.len(), spectral_norm),
+                minibatch_stddev,
+            } => mnist_cdcgan(
+                width,
+                dataset.class_names.len(),
+                spectral_norm,
+                minibatch_stddev,
+            ),
             Architecture::Dcgan64 {
                 channels,
                 latent,
@@ -430,6 +440,7 @@ fn mnist_cdcgan(
     width: usize,
     classes: usize,
     spectral_norm: bool,
+    minibatch_stddev: bool,
 ) -> (GeneratorConfig, DiscriminatorConfig) {
     let (c1, c2) = (128 * width.max(1), 64 * width.max(1));
     let latent = 100;
@@ -463,11 +474,14 @@ fn mnist_cdcgan(
         Layer::LeakyRelu { slope: 0.2 },
     ];
     d.extend(normalised_conv(c2, c1, spectral_norm));
+    d.push(Layer::LeakyRelu { slope: 0.2 });
+    if minibatch_stddev {
+        d.push(Layer::MinibatchStddev);
+    }
     d.extend([
-        Layer::LeakyRelu { slope: 0.2 },
         Layer::Flatten,
         Layer::Linear {
-            inputs: c1 * 49,
+            inputs: (c1 + minibatch_stddev as usize) * 49,
             outputs: 1,
             bias: true,
         },
@@ -600,6 +614,7 @@ mod tests {
         let m = Architecture::MnistCdcgan {
             width: 1,
             spectral_norm: false,
+            minibatch_stddev: false,
         }
         .config(digits())
         .unwrap();
@@ -623,6 +638,7 @@ mod tests {
         let m = Architecture::MnistCdcgan {
             width: 1,
             spectral_norm: false,
+            minibatch_stddev: false,
         }
         .config(digits())
         .unwrap();

@@ -11,8 +11,14 @@
 //! - `matrix_to_patches`: image = col2im(Wᵀ · matrix)  (conv input grad, transposed-conv forward)
 //! - `weight_grad`: dW = Σₙ matrix · im2col(image)ᵀ      (both weight grads)
 //!
+//! Layers with few positions per sample build im2col for the whole batch once, and a Conv2d
+//! hands its columns from the forward to the backward pass; layers with many (16×16 and up)
+//! build them per sample group inside the thread that multiplies them, so the 13–67 MB batch
+//! columns never go out to memory and back.
+//!
 //! Work is split across rayon threads by sample, row or column block: never by the reduction
-//! dimension, so results do not depend on the thread count or scheduling (resume stays bit-exact).
+//! dimension (a streamed weight gradient sums fixed chunks of samples, added in order), so
+//! results do not depend on scheduling (resume stays bit-exact).
 
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use std::mem::MaybeUninit;

@@ -92,6 +92,7 @@ fn mnist_cdcgan_fast_path_matches_candle() {
         Architecture::MnistCdcgan {
             width: 1,
             spectral_norm: false,
+            minibatch_stddev: false,
         },
         10,
         4,
@@ -112,10 +113,11 @@ fn dcgan64_fast_path_matches_candle() {
 }
 
 #[test]
-fn spectral_norm_fast_path_matches_candle() {
+fn spectral_norm_and_minibatch_stddev_fast_path_matches_candle() {
     let arch = Architecture::MnistCdcgan {
         width: 1,
         spectral_norm: true,
+        minibatch_stddev: true,
     };
     compare(arch, 10, 4);
 }

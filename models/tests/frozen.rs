@@ -17,6 +17,7 @@ fn frozen_d_passes_gradients_to_g_only() {
     let config = Architecture::MnistCdcgan {
         width: 1,
         spectral_norm: false,
+        minibatch_stddev: false,
     }
     .config(info)
     .unwrap();

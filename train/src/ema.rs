@@ -81,6 +81,7 @@ mod tests {
         let config = Architecture::MnistCdcgan {
             width: 1,
             spectral_norm: false,
+            minibatch_stddev: false,
         }
         .config(crate::mnist::info())
         .unwrap();
@@ -130,6 +131,7 @@ mod tests {
         let config = Architecture::MnistCdcgan {
             width: 1,
             spectral_norm: false,
+            minibatch_stddev: false,
         }
         .config(crate::mnist::info())
         .unwrap();

@@ -171,7 +171,8 @@ struct TrainArgs {
     /// dcgan64: D's base width.
     #[arg(long, default_value_t = 64)]
     ndf: usize,
-    /// dcgan64: give D a minibatch-stddev channel (ProGAN) so it can see a batch lacks variety.
+    /// Give D a minibatch-stddev channel (ProGAN) before its last layer, so it can see a batch
+    /// lacks variety.
     #[arg(long)]
     minibatch_stddev: bool,
     /// Spectral norm on every D weight, in place of D's BatchNorm (SNGAN; pairs with --loss hinge).
@@ -298,15 +299,14 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     });
     let mut arch = Architecture::from_name(&arch_name, data.channels)?;
     match &mut arch {
-        Architecture::MnistCdcgan { .. } if args.minibatch_stddev => {
-            bail!("--minibatch-stddev is an option of dcgan64, not {arch_name}")
-        }
         Architecture::MnistCdcgan {
             width,
             spectral_norm,
+            minibatch_stddev,
         } => {
             *width = args.width.max(1);
             *spectral_norm = args.spectral_norm;
+            *minibatch_stddev = args.minibatch_stddev;
         }
         Architecture::Dcgan64 {
             ngf,

@@ -210,15 +210,30 @@ fn zero_batch_size() {
 }
 
 #[test]
-fn minibatch_stddev_on_the_mnist_architecture() {
+fn discriminator_options_on_the_mnist_architecture_reach_the_checkpoint() {
     let out = tempfile::tempdir().unwrap();
     let fixture = fixture();
     let mut args = mnist_args(fixture.to_str().unwrap(), out.path().to_str().unwrap());
-    args.push("--minibatch-stddev");
-    fails_with(
-        &train(&args),
-        &["--minibatch-stddev", "dcgan64", "mnist-cdcgan"],
-    );
+    args.extend(["--minibatch-stddev", "--spectral-norm"]);
+    let o = train(&[&args[..], &["--max-steps", "2"]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let state: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.path().join("checkpoint.json")).unwrap())
+            .unwrap();
+    let arch = &state["config"]["architecture"];
+    assert_eq!(arch["minibatch_stddev"], true, "{arch}");
+    assert_eq!(arch["spectral_norm"], true, "{arch}");
+    // D has no BatchNorm under spectral norm, and its stddev channel feeds the last layer.
+    let layers = state["config"]["discriminator"]["net"]["layers"].to_string();
+    assert!(!layers.contains("batch_norm2d"), "{layers}");
+    assert!(layers.contains("minibatch_stddev"), "{layers}");
+    // A resume loads D's spectral-norm vectors and carries on; without the options it is
+    // another architecture, refused with the checkpoint named.
+    args.extend(["--resume", "--max-steps", "3"]);
+    let o = train(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    args.retain(|a| *a != "--spectral-norm");
+    fails_with(&train(&args), &["checkpoint.safetensors", "spectral_norm"]);
 }
 
 #[test]

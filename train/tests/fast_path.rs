@@ -22,6 +22,7 @@ fn losses(backend: ConvBackend) -> Vec<(f32, f32)> {
     let config = Architecture::MnistCdcgan {
         width: 1,
         spectral_norm: false,
+        minibatch_stddev: false,
     }
     .config(data.info.clone())
     .unwrap();

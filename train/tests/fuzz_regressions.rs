@@ -52,6 +52,7 @@ fn checkpoint_inputs() {
     let expected = Architecture::MnistCdcgan {
         width: 1,
         spectral_norm: false,
+        minibatch_stddev: false,
     }
     .config(gan_train::mnist::info())
     .unwrap();

@@ -47,6 +47,7 @@ fn run(dir: &Path, epochs: u64, resume: bool, max_steps: Option<u64>) -> Outcome
     let config = Architecture::MnistCdcgan {
         width: 1,
         spectral_norm: false,
+        minibatch_stddev: false,
     }
     .config(data.info.clone())
     .unwrap();
