@@ -578,6 +578,7 @@ impl Plan {
         let (g, m) = (self.g, self.m);
         let (rows, cols) = (g.rows(), g.cols());
         let per = self.n.div_ceil(WEIGHT_CHUNKS);
+        let column_major = m < rows;
         let partials: Vec<Vec<f32>> = images[..self.n * g.image()]
             .par_chunks(per * g.image())
             .zip(matrix.par_chunks(per * m * cols))
@@ -602,7 +603,17 @@ impl Plan {
                         rs: 1,
                         cs: cols as isize,
                     };
-                    let out = MatMut::row_major(sum.as_mut_ptr(), rows);
+                    // gemm packs dy (m × cols) for a column-major dW, the columns (rows × cols)
+                    // for a row-major one: the smaller of the two.
+                    let out = if column_major {
+                        MatMut {
+                            ptr: sum.as_mut_ptr(),
+                            rs: 1,
+                            cs: m as isize,
+                        }
+                    } else {
+                        MatMut::row_major(sum.as_mut_ptr(), rows)
+                    };
                     // SAFETY: sum is m×rows (initialised: zeros, then earlier products); dy is
                     // m×cols; the columns are rows×cols.
                     unsafe { matmul_add(m, rows, cols, out, a, bt, s > 0) }
@@ -611,12 +622,17 @@ impl Plan {
             })
             .collect();
         let mut parts = partials.into_iter();
-        let mut dw = parts.next().unwrap_or_else(|| vec![0f32; m * rows]);
+        let mut sum = parts.next().unwrap_or_else(|| vec![0f32; m * rows]);
         for part in parts {
-            for (d, p) in dw.iter_mut().zip(&part) {
+            for (d, p) in sum.iter_mut().zip(&part) {
                 *d += p;
             }
         }
+        if !column_major {
+            return sum;
+        }
+        let mut dw = vec![0f32; m * rows];
+        transpose(&sum, rows, m, &mut dw);
         dw
     }
 

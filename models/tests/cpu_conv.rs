@@ -114,6 +114,7 @@ fn matches_candle_on_the_reference_layers() {
         // in chunks (9 samples: a partial last chunk).
         (false, [9, 8, 32, 32], [4, 8, 4, 4], 2, 1),
         (true, [9, 4, 16, 16], [4, 8, 4, 4], 2, 1),
+        (false, [5, 1, 32, 32], [16, 1, 4, 4], 2, 1),
     ];
     for (i, (t, x, w, s, p)) in cases.into_iter().enumerate() {
         let errs = check(t, x, w, s, p, i as u64);
