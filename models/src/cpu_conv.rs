@@ -81,6 +81,25 @@ impl Geometry {
     /// Fills `dst` (`[samples · cols]`) with im2col row `r` (channel, ky, kx) of every image in
     /// `images`, samples side by side; the row's geometry is worked out once for all of them.
     fn im2col_row(&self, r: usize, images: &[f32], dst: &mut [MaybeUninit<f32>]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { self.im2col_row_avx2(r, images, dst) };
+        }
+        self.im2col_row_any(r, images, dst)
+    }
+
+    /// [`Self::im2col_row`] compiled for AVX2, where the stride-2 [`gather`] becomes vector
+    /// shuffles: the crate's baseline x86-64 build leaves it scalar, and im2col spent most of
+    /// its time there.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn im2col_row_avx2(&self, r: usize, images: &[f32], dst: &mut [MaybeUninit<f32>]) {
+        self.im2col_row_any(r, images, dst)
+    }
+
+    #[inline(always)]
+    fn im2col_row_any(&self, r: usize, images: &[f32], dst: &mut [MaybeUninit<f32>]) {
         let (c, ky, kx) = (r / (self.k * self.k), (r / self.k) % self.k, r % self.k);
         let (lo, hi) = self.valid_columns(kx);
         // Input column of ox is ox·s + kx − p.
@@ -109,6 +128,23 @@ impl Geometry {
     /// Adds every window column back onto its pixels (the adjoint of im2col) for the images in
     /// `images`; row `r` of the columns starts at `r · stride`, samples side by side in it.
     fn col2im(&self, cols: &[f32], stride: usize, images: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { self.col2im_avx2(cols, stride, images) };
+        }
+        self.col2im_any(cols, stride, images)
+    }
+
+    /// [`Self::col2im`] compiled for AVX2 (its stride-2 [`scatter_add`], as in im2col).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn col2im_avx2(&self, cols: &[f32], stride: usize, images: &mut [f32]) {
+        self.col2im_any(cols, stride, images)
+    }
+
+    #[inline(always)]
+    fn col2im_any(&self, cols: &[f32], stride: usize, images: &mut [f32]) {
         let plane_len = self.ih * self.iw;
         for r in 0..self.rows() {
             let (c, ky, kx) = (r / (self.k * self.k), (r / self.k) % self.k, r % self.k);
@@ -137,16 +173,15 @@ impl Geometry {
     }
 }
 
-/// `out[j] = src[j·s]`.
-#[inline]
+/// `out[j] = src[j·s]`; stride 2, the reference layers' case, as an indexed loop LLVM can
+/// vectorise.
+#[inline(always)]
 fn gather(out: &mut [MaybeUninit<f32>], src: &[f32], s: usize) {
     if s == 2 && !out.is_empty() {
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2.
-            return unsafe { gather2_avx2(out, src) };
+        let src = &src[..2 * out.len() - 1];
+        for (j, o) in out.iter_mut().enumerate() {
+            o.write(src[2 * j]);
         }
-        gather2(out, src)
     } else {
         for (o, &v) in out.iter_mut().zip(src.iter().step_by(s)) {
             o.write(v);
@@ -155,51 +190,18 @@ fn gather(out: &mut [MaybeUninit<f32>], src: &[f32], s: usize) {
 }
 
 /// `dst[j·s] += src[j]`: [`gather`]'s adjoint.
-#[inline]
+#[inline(always)]
 fn scatter_add(dst: &mut [f32], src: &[f32], s: usize) {
     if s == 2 && !src.is_empty() {
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2.
-            return unsafe { scatter_add2_avx2(dst, src) };
+        let dst = &mut dst[..2 * src.len() - 1];
+        for (j, &v) in src.iter().enumerate() {
+            dst[2 * j] += v;
         }
-        scatter_add2(dst, src)
     } else {
         for (d, &v) in dst.iter_mut().step_by(s).zip(src) {
             *d += v;
         }
     }
-}
-
-/// Stride 2, the reference layers' case, as plain indexed loops that LLVM turns into vector
-/// shuffles once AVX2 is enabled (the crate's baseline x86-64 build leaves them scalar, and
-/// im2col/col2im spent most of their time there).
-#[inline(always)]
-fn gather2(out: &mut [MaybeUninit<f32>], src: &[f32]) {
-    let src = &src[..2 * out.len() - 1];
-    for (j, o) in out.iter_mut().enumerate() {
-        o.write(src[2 * j]);
-    }
-}
-
-#[inline(always)]
-fn scatter_add2(dst: &mut [f32], src: &[f32]) {
-    let dst = &mut dst[..2 * src.len() - 1];
-    for (j, &v) in src.iter().enumerate() {
-        dst[2 * j] += v;
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn gather2_avx2(out: &mut [MaybeUninit<f32>], src: &[f32]) {
-    gather2(out, src)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn scatter_add2_avx2(dst: &mut [f32], src: &[f32]) {
-    scatter_add2(dst, src)
 }
 
 /// A vector of `len` f32 that `fill` writes in full: large outputs skip the zeroing that
@@ -640,11 +642,11 @@ impl Plan {
     /// transposes the problem and packs the patches (rows × K, 67 MB in the 64×64 DCGAN's
     /// 32×32 layers, where that packing took 15 % of a training step); for a column-major one it
     /// packs the matrix side (m × K) once per column block, and dW then needs a transpose
-    /// (counted as 8 floats moved per element: strided writes). Decided by the shapes alone
+    /// (counted as 2 floats moved per element: it runs in cache-sized tiles). Decided by the shapes alone
     /// (4 blocks assumed) so the summation order never depends on the machine.
     fn pack_matrix_side(&self) -> bool {
         let (m, rows, k) = (self.m, self.g.rows(), self.n * self.g.cols());
-        4 * m * k + 8 * m * rows < rows * k
+        4 * m * k + 2 * m * rows < rows * k
     }
 }
 
