@@ -61,7 +61,7 @@ fn check(
 #[test]
 fn matches_candle_on_random_shapes() {
     let mut rng = ChaCha8Rng::seed_from_u64(42);
-    for case in 0..24u64 {
+    for case in 0..48u64 {
         let transposed = case % 2 == 1;
         // Up to 20 samples, so that layers with few positions batch several per GEMM.
         let n = rng.gen_range(1..21);
