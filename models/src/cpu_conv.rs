@@ -149,7 +149,7 @@ impl Geometry {
     /// (Pixels outside the planes are read by no window: they get no column and a zero
     /// gradient.)
     fn phased(&self) -> bool {
-        self.s == 2 && self.k % 2 == 0
+        self.s == 2 && self.k.is_multiple_of(2)
     }
     fn plane_h(&self) -> usize {
         self.oh + self.k / 2 - 1
@@ -172,25 +172,25 @@ impl Geometry {
     }
 
     /// One sample's image → its phase planes ([`Self::phased`]).
-    fn to_phases(&self, image: &[f32], planes: &mut [f32]) {
+    fn split_phases(&self, image: &[f32], planes: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2.
-            return unsafe { self.to_phases_avx2(image, planes) };
+            return unsafe { self.split_phases_avx2(image, planes) };
         }
-        self.to_phases_any(image, planes)
+        self.split_phases_any(image, planes)
     }
 
     /// Compiled for AVX2, where LLVM turns the stride-2 loops into vector shuffles (the crate's
     /// baseline x86-64 build leaves them scalar).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn to_phases_avx2(&self, image: &[f32], planes: &mut [f32]) {
-        self.to_phases_any(image, planes)
+    unsafe fn split_phases_avx2(&self, image: &[f32], planes: &mut [f32]) {
+        self.split_phases_any(image, planes)
     }
 
     #[inline(always)]
-    fn to_phases_any(&self, image: &[f32], planes: &mut [f32]) {
+    fn split_phases_any(&self, image: &[f32], planes: &mut [f32]) {
         let (ph, pw) = (self.plane_h(), self.plane_w());
         for (q, plane) in planes.chunks_exact_mut(ph * pw).enumerate() {
             let (c, py, px) = (q / 4, (q / 2) % 2, q % 2);
@@ -213,24 +213,24 @@ impl Geometry {
 
     /// One sample's phase planes → its image: every pixel inside the planes lies in exactly one
     /// (the image must start zeroed for those outside).
-    fn from_phases(&self, planes: &[f32], image: &mut [f32]) {
+    fn merge_phases(&self, planes: &[f32], image: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2.
-            return unsafe { self.from_phases_avx2(planes, image) };
+            return unsafe { self.merge_phases_avx2(planes, image) };
         }
-        self.from_phases_any(planes, image)
+        self.merge_phases_any(planes, image)
     }
 
-    /// [`Self::from_phases`] compiled for AVX2, as [`Self::to_phases_avx2`].
+    /// [`Self::merge_phases`] compiled for AVX2, as [`Self::split_phases_avx2`].
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn from_phases_avx2(&self, planes: &[f32], image: &mut [f32]) {
-        self.from_phases_any(planes, image)
+    unsafe fn merge_phases_avx2(&self, planes: &[f32], image: &mut [f32]) {
+        self.merge_phases_any(planes, image)
     }
 
     #[inline(always)]
-    fn from_phases_any(&self, planes: &[f32], image: &mut [f32]) {
+    fn merge_phases_any(&self, planes: &[f32], image: &mut [f32]) {
         let (ph, pw) = (self.plane_h(), self.plane_w());
         for (q, plane) in planes.chunks_exact(ph * pw).enumerate() {
             let (c, py, px) = (q / 4, (q / 2) % 2, q % 2);
@@ -305,7 +305,7 @@ impl Geometry {
             .chunks_exact(self.image())
             .zip(scratch.chunks_exact_mut(self.phased_len()))
         {
-            self.to_phases(image, planes);
+            self.split_phases(image, planes);
         }
         for (r, row) in dst.chunks_exact_mut(width).enumerate() {
             self.phased_row(r, scratch, row);
@@ -477,7 +477,7 @@ impl Plan {
             planes
                 .par_chunks_mut(g.phased_len())
                 .zip(image.par_chunks(g.image()))
-                .for_each(|(planes, image)| g.to_phases(image, planes));
+                .for_each(|(planes, image)| g.split_phases(image, planes));
             planes
         } else {
             Vec::new()
@@ -647,7 +647,7 @@ impl Plan {
                             .chunks_exact_mut(g.image())
                             .zip(planes.chunks_exact(g.phased_len()))
                         {
-                            g.from_phases(planes, image);
+                            g.merge_phases(planes, image);
                         }
                     } else {
                         g.col2im(buf, width, img);
