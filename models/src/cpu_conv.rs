@@ -554,7 +554,7 @@ impl Plan {
                     };
                     if width == cols {
                         // SAFETY: dst is m×cols (written, never read: beta 0); w is m×rows; b reads
-                        // rows×cols with row stride k.
+                        // rows×cols at its row stride.
                         unsafe {
                             matmul(
                                 m,
@@ -568,7 +568,7 @@ impl Plan {
                         return;
                     }
                     tmp.resize(m * width, 0.0);
-                    // SAFETY: tmp is m×width; b reads rows×width with row stride k.
+                    // SAFETY: tmp is m×width; b reads rows×width at its row stride.
                     unsafe {
                         matmul(
                             m,
