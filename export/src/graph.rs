@@ -210,10 +210,11 @@ pub fn build_model(loaded: &LoadedGenerator, model_name: &str) -> Result<ModelPr
                 vec![float("alpha", *slope as f32)],
             ),
             Layer::Tanh => b.node("Tanh", &[&x], &out, vec![]),
-            Layer::MinibatchStddev => {
-                return Err(ExportError::Invalid(
-                    "minibatch_stddev belongs in a discriminator, not a generator".into(),
-                ))
+            Layer::MinibatchStddev | Layer::Projection { .. } => {
+                return Err(ExportError::Invalid(format!(
+                    "{:?} belongs in a discriminator, not a generator",
+                    l.layer
+                )))
             }
         }
         x = out;

@@ -72,6 +72,7 @@ fn mnist_cdcgan_parity_with_onnx_runtime() {
             width: 1,
             spectral_norm: false,
             minibatch_stddev: false,
+            projection: false,
         }
         .config(info(10))
         .unwrap(),
@@ -95,6 +96,7 @@ fn graph_is_an_inference_graph_with_the_contract_and_metadata() {
         width: 1,
         spectral_norm: false,
         minibatch_stddev: false,
+        projection: false,
     }
     .config(info(10))
     .unwrap();
@@ -168,6 +170,7 @@ fn cli_writes_both_files_and_verifies() {
         width: 1,
         spectral_norm: false,
         minibatch_stddev: false,
+        projection: false,
     }
     .config(info(10))
     .unwrap();
@@ -212,6 +215,7 @@ fn bad_input_is_reported_and_nothing_half_written() {
         width: 1,
         spectral_norm: false,
         minibatch_stddev: false,
+        projection: false,
     }
     .config(info(10))
     .unwrap();

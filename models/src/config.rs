@@ -49,6 +49,13 @@ pub enum Layer {
         slope: f64,
     },
     Tanh,
+    /// A conditional D's output (projection discriminator, Miyato & Koyama 2018): for features
+    /// `h` and label `y`, `w·h + b + embed[y]·h`. The label meets D's last features as an inner
+    /// product instead of entering as input planes.
+    Projection {
+        inputs: usize,
+        classes: usize,
+    },
 }
 
 impl Layer {
@@ -113,6 +120,10 @@ impl Layer {
                 _ => bad(format!("minibatch_stddev expects [C, H, W], got {input:?}")),
             },
             Layer::Relu | Layer::LeakyRelu { .. } | Layer::Tanh => Ok(input.to_vec()),
+            Layer::Projection { inputs, .. } => match input {
+                [n] if n == inputs => Ok(vec![1]),
+                _ => bad(format!("projection expects [{inputs}], got {input:?}")),
+            },
         }
     }
 
@@ -134,6 +145,7 @@ impl Layer {
                 kernel,
                 ..
             } => n(input) * (*out_channels * kernel * kernel) as u64,
+            Layer::Projection { inputs, .. } => 2 * *inputs as u64,
             _ => 0,
         })
     }
@@ -171,6 +183,11 @@ impl Layer {
             Layer::BatchNorm2d { channels } => {
                 vec![("weight", vec![*channels]), ("bias", vec![*channels])]
             }
+            Layer::Projection { inputs, classes } => vec![
+                ("weight", vec![1, *inputs]),
+                ("bias", vec![1]),
+                ("embed", vec![*classes, *inputs]),
+            ],
             _ => vec![],
         }
     }
@@ -179,7 +196,10 @@ impl Layer {
     pub fn is_weighted(&self) -> bool {
         matches!(
             self,
-            Layer::Linear { .. } | Layer::Conv2d { .. } | Layer::ConvTranspose2d { .. }
+            Layer::Linear { .. }
+                | Layer::Conv2d { .. }
+                | Layer::ConvTranspose2d { .. }
+                | Layer::Projection { .. }
         )
     }
 
@@ -272,6 +292,10 @@ pub enum Architecture {
         /// A minibatch-stddev channel before D's last layer.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         minibatch_stddev: bool,
+        /// D ends in a projection of its features onto a label embedding instead of seeing
+        /// label planes.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        projection: bool,
     },
     /// PyTorch examples/dcgan at 64×64 (nz = latent, ngf/ndf feature widths).
     Dcgan64 {
@@ -295,6 +319,7 @@ impl Architecture {
                 width: 1,
                 spectral_norm: false,
                 minibatch_stddev: false,
+                projection: false,
             }),
             "dcgan64" => Ok(Architecture::Dcgan64 {
                 channels,
@@ -322,11 +347,15 @@ impl Architecture {
                 width,
                 spectral_norm,
                 minibatch_stddev,
+                projection,
             } => mnist_cdcgan(
                 width,
                 dataset.class_names.len(),
-                spectral_norm,
-                minibatch_stddev,
+                DiscriminatorOptions {
+                    spectral_norm,
+                    minibatch_stddev,
+                    projection,
+                },
             ),
             Architecture::Dcgan64 {
                 channels,
@@ -395,7 +424,17 @@ impl ModelConfig {
             )));
         }
         let d = &self.discriminator;
-        let expected = vec![image[0] + d.num_classes, image[1], image[2]];
+        let planes = match d.net.layers.last() {
+            Some(Layer::Projection { classes, .. }) if *classes == d.num_classes => 0,
+            Some(Layer::Projection { classes, .. }) => {
+                return Err(ModelError::InvalidConfig(format!(
+                    "discriminator projects onto {classes} classes, not {}",
+                    d.num_classes
+                )))
+            }
+            _ => d.num_classes,
+        };
+        let expected = vec![image[0] + planes, image[1], image[2]];
         if d.net.input != expected || d.num_classes != g.num_classes {
             return Err(ModelError::InvalidConfig(format!(
                 "discriminator input {:?} does not match image {image:?} + {} label planes",
@@ -436,12 +475,23 @@ impl ModelConfig {
     }
 }
 
+/// The discriminator variants of `mnist-cdcgan` (the `train` options of the same names).
+struct DiscriminatorOptions {
+    spectral_norm: bool,
+    minibatch_stddev: bool,
+    projection: bool,
+}
+
 fn mnist_cdcgan(
     width: usize,
     classes: usize,
-    spectral_norm: bool,
-    minibatch_stddev: bool,
+    options: DiscriminatorOptions,
 ) -> (GeneratorConfig, DiscriminatorConfig) {
+    let DiscriminatorOptions {
+        spectral_norm,
+        minibatch_stddev,
+        projection,
+    } = options;
     let (c1, c2) = (128 * width.max(1), 64 * width.max(1));
     let latent = 100;
     let generator = GeneratorConfig {
@@ -469,8 +519,9 @@ fn mnist_cdcgan(
             spectral_norm: false,
         },
     };
+    let planes = if projection { 0 } else { classes };
     let mut d = vec![
-        conv(1 + classes, c2, 2, 1, true),
+        conv(1 + planes, c2, 2, 1, true),
         Layer::LeakyRelu { slope: 0.2 },
     ];
     d.extend(normalised_conv(c2, c1, spectral_norm));
@@ -478,18 +529,26 @@ fn mnist_cdcgan(
     if minibatch_stddev {
         d.push(Layer::MinibatchStddev);
     }
+    let features = (c1 + minibatch_stddev as usize) * 49;
     d.extend([
         Layer::Flatten,
-        Layer::Linear {
-            inputs: (c1 + minibatch_stddev as usize) * 49,
-            outputs: 1,
-            bias: true,
+        if projection {
+            Layer::Projection {
+                inputs: features,
+                classes,
+            }
+        } else {
+            Layer::Linear {
+                inputs: features,
+                outputs: 1,
+                bias: true,
+            }
         },
     ]);
     let discriminator = DiscriminatorConfig {
         num_classes: classes,
         net: NetConfig {
-            input: vec![1 + classes, 28, 28],
+            input: vec![1 + planes, 28, 28],
             layers: d,
             spectral_norm,
         },
@@ -615,6 +674,7 @@ mod tests {
             width: 1,
             spectral_norm: false,
             minibatch_stddev: false,
+            projection: false,
         }
         .config(digits())
         .unwrap();
@@ -639,6 +699,7 @@ mod tests {
             width: 1,
             spectral_norm: false,
             minibatch_stddev: false,
+            projection: false,
         }
         .config(digits())
         .unwrap();

@@ -90,6 +90,11 @@ impl Net {
         pass: Pass,
     ) -> Result<Tensor> {
         let layers = &self.config.layers;
+        // A D that ends in a projection takes the labels there, not as input planes.
+        let (planes, labels) = match layers.last() {
+            Some(Layer::Projection { .. }) => (None, planes),
+            _ => (planes, None),
+        };
         let (mut x, mut i) = match (planes, layers.first()) {
             (None, _) => (x.clone(), 0),
             (
@@ -115,7 +120,7 @@ impl Net {
             } else {
                 None
             };
-            let (y, consumed) = self.layer(i, &layers[i], &x, pass, fused)?;
+            let (y, consumed) = self.layer(i, &layers[i], &x, pass, fused, labels)?;
             x = y;
             i += consumed;
         }
@@ -211,6 +216,7 @@ impl Net {
         x: &Tensor,
         pass: Pass,
         act: Option<Activation>,
+        labels: Option<LabelPlanes>,
     ) -> Result<(Tensor, usize)> {
         let fast = self.fast(x);
         let consumed = 1 + act.is_some() as usize;
@@ -276,13 +282,28 @@ impl Net {
                 x.maximum(&(x * *slope)?)?
             }
             Layer::Tanh => x.tanh()?,
+            Layer::Projection { .. } => {
+                let Some(labels) = labels else {
+                    return Err(ModelError::InvalidConfig(
+                        "a projection layer needs the labels".into(),
+                    ));
+                };
+                let labels = checked_labels(labels.labels, labels.classes)?;
+                let embedded = self.get(i, "embed", pass)?.index_select(&labels, 0)?;
+                let y =
+                    (x.matmul(&self.weight(i, pass)?.t()?)? + (x * embedded)?.sum_keepdim(1)?)?;
+                self.bias(i, true, y, pass, act)?
+            }
         };
         // Layers that cannot fuse the activation run it on their own.
         match act {
             Some(a)
                 if !matches!(
                     layer,
-                    Layer::Linear { .. } | Layer::Conv2d { .. } | Layer::ConvTranspose2d { .. }
+                    Layer::Linear { .. }
+                        | Layer::Conv2d { .. }
+                        | Layer::ConvTranspose2d { .. }
+                        | Layer::Projection { .. }
                 ) =>
             {
                 Ok((cpu_fused::bias_act(&y, None, a)?, consumed))

@@ -35,7 +35,7 @@ impl Params {
                 let n: usize = shape.iter().product();
                 let data: Vec<f32> = match (name, is_bn) {
                     // A random start for the power iteration (only its direction matters).
-                    ("weight", false) | (SN_U, _) => sample(rng, 0.0, n),
+                    ("weight", false) | ("embed", _) | (SN_U, _) => sample(rng, 0.0, n),
                     ("weight", true) => sample(rng, 1.0, n),
                     ("running_var", _) => vec![1.0; n],
                     _ => vec![0.0; n],

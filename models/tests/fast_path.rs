@@ -93,6 +93,7 @@ fn mnist_cdcgan_fast_path_matches_candle() {
             width: 1,
             spectral_norm: false,
             minibatch_stddev: false,
+            projection: false,
         },
         10,
         4,
@@ -113,11 +114,70 @@ fn dcgan64_fast_path_matches_candle() {
 }
 
 #[test]
-fn spectral_norm_and_minibatch_stddev_fast_path_matches_candle() {
+fn discriminator_options_fast_path_matches_candle() {
     let arch = Architecture::MnistCdcgan {
         width: 1,
         spectral_norm: true,
         minibatch_stddev: true,
+        projection: true,
     };
     compare(arch, 10, 4);
+}
+
+#[test]
+fn projection_discriminator_sees_the_label() {
+    let arch = Architecture::MnistCdcgan {
+        width: 1,
+        spectral_norm: false,
+        minibatch_stddev: false,
+        projection: true,
+    };
+    let config = arch.config(info(10)).unwrap();
+    assert_eq!(
+        config.discriminator.net.input,
+        [1, 28, 28],
+        "no label planes"
+    );
+    let device = Device::Cpu;
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let d = Discriminator::init(config.discriminator.clone(), &mut rng, &device).unwrap();
+    let images = Tensor::randn(0f32, 1., (4, 1, 28, 28), &device).unwrap();
+    let logits = |labels: [u32; 4]| {
+        let labels = Tensor::new(&labels, &device).unwrap();
+        d.forward_t(&images, Some(&labels), false).unwrap()
+    };
+    let (a, b) = (logits([0, 1, 2, 3]), logits([0, 1, 2, 9]));
+    let diff: Vec<f32> = (a - b).unwrap().abs().unwrap().to_vec1().unwrap();
+    assert!(
+        diff[..3].iter().all(|&v| v == 0.0) && diff[3] > 0.0,
+        "{diff:?}"
+    );
+    // Only the embeddings of labels in the batch get a gradient.
+    let labels = Tensor::new(&[2u32, 2, 5, 5], &device).unwrap();
+    let grads = d
+        .forward_t(&images, Some(&labels), true)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let (_, embed) = d
+        .net
+        .params
+        .trainable()
+        .iter()
+        .find(|(name, _)| name.ends_with(".embed"))
+        .expect("an embedding");
+    let rows: Vec<f32> = grads
+        .get(embed.as_tensor())
+        .unwrap()
+        .abs()
+        .unwrap()
+        .sum(1)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    for (label, g) in rows.iter().enumerate() {
+        assert_eq!(*g > 0.0, label == 2 || label == 5, "label {label}: {g}");
+    }
 }

@@ -18,6 +18,7 @@ fn frozen_d_passes_gradients_to_g_only() {
         width: 1,
         spectral_norm: false,
         minibatch_stddev: false,
+        projection: false,
     }
     .config(info)
     .unwrap();

@@ -82,6 +82,7 @@ mod tests {
             width: 1,
             spectral_norm: false,
             minibatch_stddev: false,
+            projection: false,
         }
         .config(crate::mnist::info())
         .unwrap();
@@ -132,6 +133,7 @@ mod tests {
             width: 1,
             spectral_norm: false,
             minibatch_stddev: false,
+            projection: false,
         }
         .config(crate::mnist::info())
         .unwrap();

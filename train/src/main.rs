@@ -178,6 +178,10 @@ struct TrainArgs {
     /// Spectral norm on every D weight, in place of D's BatchNorm (SNGAN; pairs with --loss hinge).
     #[arg(long)]
     spectral_norm: bool,
+    /// mnist-cdcgan: D ends in a projection of its features onto a learned label embedding
+    /// (projection discriminator) instead of seeing the label as input planes.
+    #[arg(long)]
+    projection: bool,
     /// `classic`: the DCGAN recipe of the PyTorch reference (BCE, no EMA), overriding --loss,
     /// --label-smoothing, --ema-decay and --diff-augment (e.g. to reproduce its mode collapse on faces).
     #[arg(long, value_enum)]
@@ -303,10 +307,17 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             width,
             spectral_norm,
             minibatch_stddev,
+            projection,
         } => {
             *width = args.width.max(1);
             *spectral_norm = args.spectral_norm;
             *minibatch_stddev = args.minibatch_stddev;
+            *projection = args.projection;
+        }
+        Architecture::Dcgan64 { .. } if args.projection => {
+            bail!(
+                "--projection needs class labels: it is an option of mnist-cdcgan, not {arch_name}"
+            )
         }
         Architecture::Dcgan64 {
             ngf,

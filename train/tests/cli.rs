@@ -214,7 +214,7 @@ fn discriminator_options_on_the_mnist_architecture_reach_the_checkpoint() {
     let out = tempfile::tempdir().unwrap();
     let fixture = fixture();
     let mut args = mnist_args(fixture.to_str().unwrap(), out.path().to_str().unwrap());
-    args.extend(["--minibatch-stddev", "--spectral-norm"]);
+    args.extend(["--minibatch-stddev", "--spectral-norm", "--projection"]);
     let o = train(&[&args[..], &["--max-steps", "2"]].concat());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let state: serde_json::Value =
@@ -223,10 +223,15 @@ fn discriminator_options_on_the_mnist_architecture_reach_the_checkpoint() {
     let arch = &state["config"]["architecture"];
     assert_eq!(arch["minibatch_stddev"], true, "{arch}");
     assert_eq!(arch["spectral_norm"], true, "{arch}");
-    // D has no BatchNorm under spectral norm, and its stddev channel feeds the last layer.
-    let layers = state["config"]["discriminator"]["net"]["layers"].to_string();
+    assert_eq!(arch["projection"], true, "{arch}");
+    // D has no BatchNorm under spectral norm, its stddev channel feeds the last layer, and the
+    // label enters at the projection instead of as 10 input planes.
+    let d = &state["config"]["discriminator"]["net"];
+    let layers = d["layers"].to_string();
     assert!(!layers.contains("batch_norm2d"), "{layers}");
     assert!(layers.contains("minibatch_stddev"), "{layers}");
+    assert!(layers.contains("projection"), "{layers}");
+    assert_eq!(d["input"], serde_json::json!([1, 28, 28]));
     // A resume loads D's spectral-norm vectors and carries on; without the options it is
     // another architecture, refused with the checkpoint named.
     args.extend(["--resume", "--max-steps", "3"]);

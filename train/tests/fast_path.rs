@@ -23,6 +23,7 @@ fn losses(backend: ConvBackend) -> Vec<(f32, f32)> {
         width: 1,
         spectral_norm: false,
         minibatch_stddev: false,
+        projection: false,
     }
     .config(data.info.clone())
     .unwrap();

@@ -53,6 +53,7 @@ fn checkpoint_inputs() {
         width: 1,
         spectral_norm: false,
         minibatch_stddev: false,
+        projection: false,
     }
     .config(gan_train::mnist::info())
     .unwrap();

@@ -48,6 +48,7 @@ fn run(dir: &Path, epochs: u64, resume: bool, max_steps: Option<u64>) -> Outcome
         width: 1,
         spectral_norm: false,
         minibatch_stddev: false,
+        projection: false,
     }
     .config(data.info.clone())
     .unwrap();
