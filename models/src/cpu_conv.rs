@@ -658,52 +658,45 @@ impl Plan {
     }
 
     /// dW = Σₙ matrix[n] · im2col(image[n])ᵀ, as one GEMM with the batch folded into K
-    /// (`patches` from [`Plan::patches`]), split into column blocks across threads.
+    /// (`patches` from [`Plan::patches`]), split into column blocks across threads. gemm reads
+    /// both operands along their contiguous dimension: the matrix side transposed per sample to
+    /// `[N·cols, m]`, and dW written column-major, then transposed. In their natural layouts
+    /// gemm packed the patches (rows × K, rows K floats apart), 7–15 % of a 64×64 DCGAN step.
     fn weight_grad(&self, matrix: &[f32], patches: &[f32]) -> Vec<f32> {
         let (g, m, n) = (self.g, self.m, self.n);
         let (rows, cols) = (g.rows(), g.cols());
         let k = n * cols;
-        let mut mt = vec![0f32; m * k];
-        channel_major(matrix, m, cols, &mut mt);
+        let mut mt = vec![0f32; k * m];
+        mt.par_chunks_mut(cols * m)
+            .zip(matrix.par_chunks(m * cols))
+            .for_each(|(dst, src)| transpose_block(src, m, cols, 0, dst));
         let blocks = (rayon::current_num_threads() * 2).clamp(1, rows);
         let width = rows.div_ceil(blocks);
-        let a = || Mat {
-            ptr: mt.as_ptr(),
-            rs: k as isize,
-            cs: 1,
-        };
-        // Columns r0.. of im2col(image)ᵀ: element (j, r) at r·k + j.
-        let bt = |r0: usize| Mat {
-            ptr: patches[r0 * k..].as_ptr(),
-            rs: 1,
-            cs: k as isize,
-        };
-        let mut dw = vec![0f32; m * rows];
-        if !self.pack_matrix_side() {
-            let dw_ptr = SendPtr(dw.as_mut_ptr());
-            (0..rows.div_ceil(width)).into_par_iter().for_each(|b| {
-                let r0 = b * width;
-                let nr = width.min(rows - r0);
-                // SAFETY: each block writes columns r0..r0+nr of dw (m×rows), disjoint across
-                // blocks.
-                let out = MatMut::row_major(unsafe { dw_ptr.get().add(r0) }, rows);
-                unsafe { matmul(m, nr, k, out, a(), bt(r0)) }
-            });
-            return dw;
-        }
-        // dW written column-major (as dWᵀ), then transposed.
         let mut dwt = vec![0f32; rows * m];
         dwt.par_chunks_mut(width * m)
             .enumerate()
             .for_each(|(b, dst)| {
+                let a = Mat {
+                    ptr: mt.as_ptr(),
+                    rs: 1,
+                    cs: m as isize,
+                };
+                // Columns b·width.. of im2col(image)ᵀ: element (j, r) at r·k + j.
+                let bt = Mat {
+                    ptr: patches[b * width * k..].as_ptr(),
+                    rs: 1,
+                    cs: k as isize,
+                };
                 let out = MatMut {
                     ptr: dst.as_mut_ptr(),
                     rs: 1,
                     cs: m as isize,
                 };
-                // SAFETY: dst holds columns b·width.. of the column-major m × rows dW.
-                unsafe { matmul(m, dst.len() / m, k, out, a(), bt(b * width)) }
+                // SAFETY: dst holds columns b·width.. of the column-major m × rows dW; mt is
+                // m × k column-major; the patches are rows × k.
+                unsafe { matmul(m, dst.len() / m, k, out, a, bt) }
             });
+        let mut dw = vec![0f32; m * rows];
         transpose(&dwt, rows, m, &mut dw);
         dw
     }
@@ -770,47 +763,70 @@ impl Plan {
         transpose(&sum, rows, m, &mut dw);
         dw
     }
-
-    /// Which operand of the weight gradient gemm should pack. For a row-major output gemm
-    /// transposes the problem and packs the patches (rows × K, 67 MB in the 64×64 DCGAN's
-    /// 32×32 layers, where that packing took 15 % of a training step); for a column-major one it
-    /// packs the matrix side (m × K) once per column block, and dW then needs a transpose
-    /// (counted as 2 floats moved per element: it runs in cache-sized tiles). Decided by the shapes alone
-    /// (4 blocks assumed) so the summation order never depends on the machine.
-    fn pack_matrix_side(&self) -> bool {
-        let (m, rows, k) = (self.m, self.g.rows(), self.n * self.g.cols());
-        4 * m * k + 2 * m * rows < rows * k
-    }
 }
 
-/// A raw pointer that may cross threads: used only for disjoint column blocks of one output.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-impl SendPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
-/// `dst` (`[cols, rows]`) = `src` (`[rows, cols]`) transposed, in cache-sized tiles.
+/// `dst` (`[cols, rows]`) = `src` (`[rows, cols]`) transposed, split across threads by
+/// blocks of `dst` rows.
 fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    const TILE: usize = 32;
-    dst.par_chunks_mut(TILE * rows)
+    const ROWS: usize = 32;
+    dst.par_chunks_mut(ROWS * rows)
         .enumerate()
-        .for_each(|(t, block)| {
-            let c0 = t * TILE;
-            let nc = block.len() / rows;
-            for r0 in (0..rows).step_by(TILE) {
-                for r in r0..(r0 + TILE).min(rows) {
-                    let from = &src[r * cols + c0..r * cols + c0 + nc];
-                    for (c, &v) in from.iter().enumerate() {
-                        block[c * rows + r] = v;
-                    }
+        .for_each(|(t, block)| transpose_block(src, rows, cols, t * ROWS, block));
+}
+
+/// Rows `c0..` of `src`'s transpose (as many as `block` holds) on one thread.
+fn transpose_block(src: &[f32], rows: usize, cols: usize, c0: usize, block: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { transpose_block_avx2(src, rows, cols, c0, block) };
+    }
+    transpose_block_any(src, rows, cols, c0, block)
+}
+
+/// Compiled for AVX2, where LLVM turns the 8×8 tiles into register shuffles.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn transpose_block_avx2(
+    src: &[f32],
+    rows: usize,
+    cols: usize,
+    c0: usize,
+    block: &mut [f32],
+) {
+    transpose_block_any(src, rows, cols, c0, block)
+}
+
+#[inline(always)]
+fn transpose_block_any(src: &[f32], rows: usize, cols: usize, c0: usize, block: &mut [f32]) {
+    const T: usize = 8;
+    let nc = block.len() / rows;
+    let (full_r, full_c) = (rows / T * T, nc / T * T);
+    for r0 in (0..full_r).step_by(T) {
+        for c in (0..full_c).step_by(T) {
+            let mut tile = [[0f32; T]; T];
+            for (i, line) in tile.iter_mut().enumerate() {
+                line.copy_from_slice(&src[(r0 + i) * cols + c0 + c..][..T]);
+            }
+            for j in 0..T {
+                let out = &mut block[(c + j) * rows + r0..][..T];
+                for (o, line) in out.iter_mut().zip(&tile) {
+                    *o = line[j];
                 }
             }
-        });
+        }
+    }
+    // The ragged edges: the last rows for every column, the last columns for the other rows.
+    for r in full_r..rows {
+        for c in 0..nc {
+            block[c * rows + r] = src[r * cols + c0 + c];
+        }
+    }
+    for r in 0..full_r {
+        for c in full_c..nc {
+            block[c * rows + r] = src[r * cols + c0 + c];
+        }
+    }
 }
 
 /// `[samples, m, cols]` → `[m, samples·cols]` in `dst`: each channel's rows of all samples side

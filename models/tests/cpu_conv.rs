@@ -107,7 +107,7 @@ fn matches_candle_on_the_reference_layers() {
         (true, [9, 32, 4, 4], [32, 16, 4, 4], 2, 1),
         (false, [9, 16, 8, 8], [32, 16, 4, 4], 2, 1),
         (false, [9, 64, 4, 4], [1, 64, 4, 4], 1, 0),
-        // Few matrix-side channels, many rows: the weight gradient's column-major GEMM.
+        // Few matrix-side channels, many rows.
         (false, [4, 64, 16, 16], [8, 64, 4, 4], 2, 1),
         (true, [4, 8, 8, 8], [8, 64, 4, 4], 2, 1),
         // 16×16 positions and more: columns built per sample group, weight gradient summed
