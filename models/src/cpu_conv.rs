@@ -14,7 +14,8 @@
 //! Layers with few positions per sample build im2col for the whole batch once, and a Conv2d
 //! hands its columns from the forward to the backward pass; layers with many (16×16 and up)
 //! build them per sample group inside the thread that multiplies them, so the 13–67 MB batch
-//! columns never go out to memory and back.
+//! columns never go out to memory and back. At stride 2 the columns come from the image's 2×2
+//! phase planes (`Geometry::phased`), so they are contiguous copies.
 //!
 //! Work is split across rayon threads by sample, row or column block: never by the reduction
 //! dimension (a streamed weight gradient sums fixed chunks of samples, added in order), so
@@ -40,6 +41,28 @@ pub struct ConvSpec {
     pub kind: ConvKind,
     pub stride: usize,
     pub padding: usize,
+}
+
+/// Defines the method `$name` as `$any` compiled with AVX2 where the CPU has it (chosen at run
+/// time): the crate's baseline x86-64 build leaves these loops scalar or SSE2, and LLVM
+/// vectorises them (stride-2 loops as shuffles) once AVX2 is enabled. `$any` must be
+/// `#[inline(always)]` so that it is compiled into the AVX2 function.
+macro_rules! with_avx2 {
+    ($(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)*) => $any:ident) => {
+        $(#[$doc])*
+        fn $name(&self $(, $arg: $ty)*) {
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") {
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2(g: &Geometry $(, $arg: $ty)*) {
+                    g.$any($($arg),*)
+                }
+                // SAFETY: the CPU has AVX2.
+                return unsafe { avx2(self $(, $arg)*) };
+            }
+            self.$any($($arg),*)
+        }
+    };
 }
 
 /// An image `[c, ih, iw]` seen through k×k windows at stride `s` and padding `p`: `oh × ow` windows.
@@ -171,22 +194,9 @@ impl Geometry {
         (lo < hi).then(|| (y, lo, hi, 2 * lo + px - self.p))
     }
 
-    /// One sample's image → its phase planes ([`Self::phased`]).
-    fn split_phases(&self, image: &[f32], planes: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2.
-            return unsafe { self.split_phases_avx2(image, planes) };
-        }
-        self.split_phases_any(image, planes)
-    }
-
-    /// Compiled for AVX2, where LLVM turns the stride-2 loops into vector shuffles (the crate's
-    /// baseline x86-64 build leaves them scalar).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn split_phases_avx2(&self, image: &[f32], planes: &mut [f32]) {
-        self.split_phases_any(image, planes)
+    with_avx2! {
+        /// One sample's image → its phase planes ([`Self::phased`]).
+        fn split_phases(&self, image: &[f32], planes: &mut [f32]) => split_phases_any
     }
 
     #[inline(always)]
@@ -211,22 +221,10 @@ impl Geometry {
         }
     }
 
-    /// One sample's phase planes → its image: every pixel inside the planes lies in exactly one
-    /// (the image must start zeroed for those outside).
-    fn merge_phases(&self, planes: &[f32], image: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2.
-            return unsafe { self.merge_phases_avx2(planes, image) };
-        }
-        self.merge_phases_any(planes, image)
-    }
-
-    /// [`Self::merge_phases`] compiled for AVX2, as [`Self::split_phases_avx2`].
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn merge_phases_avx2(&self, planes: &[f32], image: &mut [f32]) {
-        self.merge_phases_any(planes, image)
+    with_avx2! {
+        /// One sample's phase planes → its image: every pixel inside the planes lies in exactly
+        /// one (the image must start zeroed for those outside).
+        fn merge_phases(&self, planes: &[f32], image: &mut [f32]) => merge_phases_any
     }
 
     #[inline(always)]
@@ -248,8 +246,13 @@ impl Geometry {
         }
     }
 
-    /// im2col row `r` from the phase planes of several samples (`[samples, phased_len]`).
-    fn phased_row(&self, r: usize, planes: &[f32], dst: &mut [MaybeUninit<f32>]) {
+    with_avx2! {
+        /// im2col row `r` from the phase planes of several samples (`[samples, phased_len]`).
+        fn phased_row(&self, r: usize, planes: &[f32], dst: &mut [MaybeUninit<f32>]) => phased_row_any
+    }
+
+    #[inline(always)]
+    fn phased_row_any(&self, r: usize, planes: &[f32], dst: &mut [MaybeUninit<f32>]) {
         let (c, ky, kx) = (r / (self.k * self.k), (r / self.k) % self.k, r % self.k);
         let (ph, pw) = (self.plane_h(), self.plane_w());
         let q = c * 4 + (ky % 2) * 2 + kx % 2;
@@ -260,15 +263,28 @@ impl Geometry {
             let plane = &sample[q * ph * pw..(q + 1) * ph * pw];
             for (oy, out) in dst.chunks_exact_mut(self.ow).enumerate() {
                 let src = &plane[(oy + ky / 2) * pw + kx / 2..][..self.ow];
-                for (o, &v) in out.iter_mut().zip(src) {
+                // In runs of 8, which compile to inline vector moves; rows are 4–32 long, and
+                // a memcpy call per row cost more than the copy.
+                let (mut out8, mut src8) = (out.chunks_exact_mut(8), src.chunks_exact(8));
+                for (o, s) in (&mut out8).zip(&mut src8) {
+                    for (o, &v) in o.iter_mut().zip(s) {
+                        o.write(v);
+                    }
+                }
+                for (o, &v) in out8.into_remainder().iter_mut().zip(src8.remainder()) {
                     o.write(v);
                 }
             }
         }
     }
 
-    /// [`Self::col2im`] onto phase planes (zeroed by the caller), as contiguous adds.
-    fn phased_col2im(&self, cols: &[f32], stride: usize, planes: &mut [f32]) {
+    with_avx2! {
+        /// [`Self::col2im`] onto phase planes (zeroed by the caller), as contiguous adds.
+        fn phased_col2im(&self, cols: &[f32], stride: usize, planes: &mut [f32]) => phased_col2im_any
+    }
+
+    #[inline(always)]
+    fn phased_col2im_any(&self, cols: &[f32], stride: usize, planes: &mut [f32]) {
         let (ph, pw) = (self.plane_h(), self.plane_w());
         for r in 0..self.rows() {
             let (c, ky, kx) = (r / (self.k * self.k), (r / self.k) % self.k, r % self.k);
