@@ -34,8 +34,8 @@ pub(crate) struct Pass {
     pub frozen: bool,
 }
 
-/// Constant one-hot label planes appended to the input's channels (a conditional D's input),
-/// given as the labels (u32 `[N]`).
+/// A conditional D's labels (u32 `[N]`): appended to its input as constant one-hot planes, or,
+/// when it ends in a [`Layer::Projection`], taken there instead.
 #[derive(Clone, Copy)]
 pub(crate) struct LabelPlanes<'a> {
     pub labels: &'a Tensor,
