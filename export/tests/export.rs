@@ -68,14 +68,10 @@ fn parity(config: ModelConfig) {
 #[test]
 fn mnist_cdcgan_parity_with_onnx_runtime() {
     parity(
-        Architecture::MnistCdcgan {
-            width: 1,
-            spectral_norm: false,
-            minibatch_stddev: false,
-            projection: false,
-        }
-        .config(info(10))
-        .unwrap(),
+        Architecture::from_name("mnist-cdcgan", 1)
+            .unwrap()
+            .config(info(10))
+            .unwrap(),
     );
 }
 
@@ -92,14 +88,10 @@ fn dcgan64_parity_with_onnx_runtime() {
 #[test]
 fn graph_is_an_inference_graph_with_the_contract_and_metadata() {
     let dir = tempfile::tempdir().unwrap();
-    let config = Architecture::MnistCdcgan {
-        width: 1,
-        spectral_norm: false,
-        minibatch_stddev: false,
-        projection: false,
-    }
-    .config(info(10))
-    .unwrap();
+    let config = Architecture::from_name("mnist-cdcgan", 1)
+        .unwrap()
+        .config(info(10))
+        .unwrap();
     let loaded = load_generator(&saved_generator(dir.path(), &config), &Device::Cpu).unwrap();
     let model = ModelProto::decode(onnx_bytes(&loaded, "test-model").unwrap().as_slice()).unwrap();
     assert_eq!(model.ir_version, Some(8));
@@ -166,14 +158,10 @@ fn fails_with(out: &std::process::Output, needles: &[&str]) {
 #[test]
 fn cli_writes_both_files_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
-    let config = Architecture::MnistCdcgan {
-        width: 1,
-        spectral_norm: false,
-        minibatch_stddev: false,
-        projection: false,
-    }
-    .config(info(10))
-    .unwrap();
+    let config = Architecture::from_name("mnist-cdcgan", 1)
+        .unwrap()
+        .config(info(10))
+        .unwrap();
     let src = saved_generator(dir.path(), &config);
     let onnx = dir.path().join("out.onnx");
     let st = dir.path().join("out.safetensors");
@@ -211,14 +199,10 @@ fn cli_writes_both_files_and_verifies() {
 #[test]
 fn bad_input_is_reported_and_nothing_half_written() {
     let dir = tempfile::tempdir().unwrap();
-    let config = Architecture::MnistCdcgan {
-        width: 1,
-        spectral_norm: false,
-        minibatch_stddev: false,
-        projection: false,
-    }
-    .config(info(10))
-    .unwrap();
+    let config = Architecture::from_name("mnist-cdcgan", 1)
+        .unwrap()
+        .config(info(10))
+        .unwrap();
     let good = saved_generator(dir.path(), &config);
     let out = dir.path().join("x.onnx");
     let out_s = out.to_str().unwrap();

@@ -670,14 +670,10 @@ mod tests {
 
     #[test]
     fn reference_shapes_and_macs() {
-        let m = Architecture::MnistCdcgan {
-            width: 1,
-            spectral_norm: false,
-            minibatch_stddev: false,
-            projection: false,
-        }
-        .config(digits())
-        .unwrap();
+        let m = Architecture::from_name("mnist-cdcgan", 1)
+            .unwrap()
+            .config(digits())
+            .unwrap();
         assert_eq!(m.image_shape().unwrap(), [1, 28, 28]);
         let macs = m.generator.net.macs().unwrap();
         // 110·6272 + 7·7·128·64·16 + 14·14·64·1·16 = 7.32 M, the "about 7 M" of the issue.
@@ -695,14 +691,10 @@ mod tests {
 
     #[test]
     fn config_round_trips_and_rejects_broken_ones() {
-        let m = Architecture::MnistCdcgan {
-            width: 1,
-            spectral_norm: false,
-            minibatch_stddev: false,
-            projection: false,
-        }
-        .config(digits())
-        .unwrap();
+        let m = Architecture::from_name("mnist-cdcgan", 1)
+            .unwrap()
+            .config(digits())
+            .unwrap();
         assert_eq!(ModelConfig::from_json(&m.to_json()).unwrap(), m);
         let mut broken = m.clone();
         broken.generator.net.layers.remove(1);

@@ -34,7 +34,8 @@ impl Params {
             for (name, shape) in layer.parameters().into_iter().chain(net.buffers(i)) {
                 let n: usize = shape.iter().product();
                 let data: Vec<f32> = match (name, is_bn) {
-                    // A random start for the power iteration (only its direction matters).
+                    // Weights and label embeddings; the spectral-norm vector gets a random
+                    // start too (only its direction matters to the power iteration).
                     ("weight", false) | ("embed", _) | (SN_U, _) => sample(rng, 0.0, n),
                     ("weight", true) => sample(rng, 1.0, n),
                     ("running_var", _) => vec![1.0; n],

@@ -88,16 +88,7 @@ fn compare(arch: Architecture, classes: usize, batch: usize) {
 
 #[test]
 fn mnist_cdcgan_fast_path_matches_candle() {
-    compare(
-        Architecture::MnistCdcgan {
-            width: 1,
-            spectral_norm: false,
-            minibatch_stddev: false,
-            projection: false,
-        },
-        10,
-        4,
-    );
+    compare(Architecture::from_name("mnist-cdcgan", 1).unwrap(), 10, 4);
 }
 
 #[test]

@@ -14,14 +14,10 @@ fn frozen_d_passes_gradients_to_g_only() {
         class_names: (0..10).map(|c| c.to_string()).collect(),
         attribution: String::new(),
     };
-    let config = Architecture::MnistCdcgan {
-        width: 1,
-        spectral_norm: false,
-        minibatch_stddev: false,
-        projection: false,
-    }
-    .config(info)
-    .unwrap();
+    let config = Architecture::from_name("mnist-cdcgan", 1)
+        .unwrap()
+        .config(info)
+        .unwrap();
     let device = Device::Cpu;
     for backend in [ConvBackend::Fast, ConvBackend::Candle] {
         let run = |frozen: bool| {

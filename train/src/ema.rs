@@ -78,14 +78,10 @@ mod tests {
 
     #[test]
     fn recalibrated_statistics_match_the_batch_statistics() {
-        let config = Architecture::MnistCdcgan {
-            width: 1,
-            spectral_norm: false,
-            minibatch_stddev: false,
-            projection: false,
-        }
-        .config(crate::mnist::info())
-        .unwrap();
+        let config = Architecture::from_name("mnist-cdcgan", 1)
+            .unwrap()
+            .config(crate::mnist::info())
+            .unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
         let mut g = Generator::init(config.generator.clone(), &mut rng, &Device::Cpu).unwrap();
         // Running statistics that belong to other weights (as an average of the live G's would).
@@ -129,14 +125,10 @@ mod tests {
 
     #[test]
     fn moves_towards_the_live_weights_by_one_minus_decay() {
-        let config = Architecture::MnistCdcgan {
-            width: 1,
-            spectral_norm: false,
-            minibatch_stddev: false,
-            projection: false,
-        }
-        .config(crate::mnist::info())
-        .unwrap();
+        let config = Architecture::from_name("mnist-cdcgan", 1)
+            .unwrap()
+            .config(crate::mnist::info())
+            .unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let live = Generator::init(config.generator.clone(), &mut rng, &Device::Cpu).unwrap();
         let ema = start(&live).unwrap();

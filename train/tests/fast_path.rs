@@ -19,14 +19,10 @@ fn losses(backend: ConvBackend) -> Vec<(f32, f32)> {
         Split::Train,
     )
     .unwrap();
-    let config = Architecture::MnistCdcgan {
-        width: 1,
-        spectral_norm: false,
-        minibatch_stddev: false,
-        projection: false,
-    }
-    .config(data.info.clone())
-    .unwrap();
+    let config = Architecture::from_name("mnist-cdcgan", 1)
+        .unwrap()
+        .config(data.info.clone())
+        .unwrap();
     let adam = AdamConfig::default();
     let mut models = Models::fresh(
         config,

@@ -49,14 +49,10 @@ fn image_folder_inputs() {
 
 #[test]
 fn checkpoint_inputs() {
-    let expected = Architecture::MnistCdcgan {
-        width: 1,
-        spectral_norm: false,
-        minibatch_stddev: false,
-        projection: false,
-    }
-    .config(gan_train::mnist::info())
-    .unwrap();
+    let expected = Architecture::from_name("mnist-cdcgan", 1)
+        .unwrap()
+        .config(gan_train::mnist::info())
+        .unwrap();
     for (path, data) in inputs("checkpoint") {
         for weights in [Weights::Inference, Weights::Trained] {
             if let Ok(file) = TensorFile::parse(&data, &path, &Device::Cpu) {

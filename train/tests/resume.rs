@@ -44,14 +44,10 @@ fn options(epochs: u64, resume: bool, max_steps: Option<u64>) -> TrainOptions {
 
 fn run(dir: &Path, epochs: u64, resume: bool, max_steps: Option<u64>) -> Outcome {
     let data = mnist::load(&fixture(), Split::Train).unwrap();
-    let config = Architecture::MnistCdcgan {
-        width: 1,
-        spectral_norm: false,
-        minibatch_stddev: false,
-        projection: false,
-    }
-    .config(data.info.clone())
-    .unwrap();
+    let config = Architecture::from_name("mnist-cdcgan", 1)
+        .unwrap()
+        .config(data.info.clone())
+        .unwrap();
     let opts = options(epochs, resume, max_steps);
     train(
         &data,
