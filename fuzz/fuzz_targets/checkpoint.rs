@@ -15,7 +15,8 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(file) = TensorFile::parse(data, path, &Device::Cpu) {
-        let expected = Architecture::MnistCdcgan { width: 1 }
+        let expected = Architecture::from_name("mnist-cdcgan", 1)
+            .expect("a known architecture")
             .config(gan_train::mnist::info())
             .expect("the reference config is valid");
         let _ = gan_train::checkpoint::from_file(file, path, &expected);

@@ -296,6 +296,11 @@ pub enum Architecture {
         /// label planes.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         projection: bool,
+        /// G's last upsampling makes [`FULL_RES_CHANNELS`] feature maps at 28×28 (BatchNorm,
+        /// ReLU) that a 3×3 convolution turns into the image, instead of one ConvTranspose
+        /// going straight from 14×14 features to pixels.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        full_res: bool,
     },
     /// PyTorch examples/dcgan at 64×64 (nz = latent, ngf/ndf feature widths).
     Dcgan64 {
@@ -320,6 +325,7 @@ impl Architecture {
                 spectral_norm: false,
                 minibatch_stddev: false,
                 projection: false,
+                full_res: false,
             }),
             "dcgan64" => Ok(Architecture::Dcgan64 {
                 channels,
@@ -348,9 +354,11 @@ impl Architecture {
                 spectral_norm,
                 minibatch_stddev,
                 projection,
+                full_res,
             } => mnist_cdcgan(
                 width,
                 dataset.class_names.len(),
+                full_res,
                 DiscriminatorOptions {
                     spectral_norm,
                     minibatch_stddev,
@@ -482,9 +490,14 @@ struct DiscriminatorOptions {
     projection: bool,
 }
 
+/// Feature maps of a `full_res` mnist-cdcgan G at 28×28 (per unit of width): 12 keeps the
+/// generator at 9.6 M MACs per image, inside the Pi budget of 10 M (16 would cost 10.4 M).
+pub const FULL_RES_CHANNELS: usize = 12;
+
 fn mnist_cdcgan(
     width: usize,
     classes: usize,
+    full_res: bool,
     options: DiscriminatorOptions,
 ) -> (GeneratorConfig, DiscriminatorConfig) {
     let DiscriminatorOptions {
@@ -494,7 +507,7 @@ fn mnist_cdcgan(
     } = options;
     let (c1, c2) = (128 * width.max(1), 64 * width.max(1));
     let latent = 100;
-    let generator = GeneratorConfig {
+    let mut generator = GeneratorConfig {
         latent_dim: latent,
         num_classes: classes,
         net: NetConfig {
@@ -513,12 +526,30 @@ fn mnist_cdcgan(
                 convt(c1, c2, 2, 1, false),
                 Layer::BatchNorm2d { channels: c2 },
                 Layer::Relu,
-                convt(c2, 1, 2, 1, true),
-                Layer::Tanh,
             ],
             spectral_norm: false,
         },
     };
+    let g = &mut generator.net.layers;
+    if full_res {
+        let c3 = FULL_RES_CHANNELS * width.max(1);
+        g.extend([
+            convt(c2, c3, 2, 1, false),
+            Layer::BatchNorm2d { channels: c3 },
+            Layer::Relu,
+            Layer::Conv2d {
+                in_channels: c3,
+                out_channels: 1,
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+                bias: true,
+            },
+        ]);
+    } else {
+        g.push(convt(c2, 1, 2, 1, true));
+    }
+    g.push(Layer::Tanh);
     let planes = if projection { 0 } else { classes };
     let mut d = vec![
         conv(1 + planes, c2, 2, 1, true),
@@ -687,6 +718,25 @@ mod tests {
             .unwrap();
         assert_eq!(f.image_shape().unwrap(), [3, 64, 64]);
         assert!(f.generator.net.macs().unwrap() > 100_000_000);
+    }
+
+    #[test]
+    fn full_resolution_generator_stays_inside_the_pi_budget() {
+        let arch = Architecture::MnistCdcgan {
+            width: 1,
+            spectral_norm: false,
+            minibatch_stddev: false,
+            projection: false,
+            full_res: true,
+        };
+        let m = arch.config(digits()).unwrap();
+        assert_eq!(m.image_shape().unwrap(), [1, 28, 28]);
+        let c3 = FULL_RES_CHANNELS as u64;
+        // The reference up to 14×14, then ConvT(64→c3) to 28×28 and a 3×3 conv to one channel.
+        let expected = 110 * 6272 + 49 * 128 * 64 * 16 + 196 * 64 * c3 * 16 + 784 * c3 * 9;
+        assert_eq!(m.generator.net.macs().unwrap(), expected);
+        assert!(expected <= 10_000_000, "{expected} MACs");
+        assert_eq!(ModelConfig::from_json(&m.to_json()).unwrap(), m);
     }
 
     #[test]

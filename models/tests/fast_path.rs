@@ -111,6 +111,19 @@ fn discriminator_options_fast_path_matches_candle() {
         spectral_norm: true,
         minibatch_stddev: true,
         projection: true,
+        full_res: false,
+    };
+    compare(arch, 10, 4);
+}
+
+#[test]
+fn full_resolution_generator_fast_path_matches_candle() {
+    let arch = Architecture::MnistCdcgan {
+        width: 1,
+        spectral_norm: true,
+        minibatch_stddev: false,
+        projection: true,
+        full_res: true,
     };
     compare(arch, 10, 4);
 }
@@ -122,6 +135,7 @@ fn projection_discriminator_sees_the_label() {
         spectral_norm: false,
         minibatch_stddev: false,
         projection: true,
+        full_res: false,
     };
     let config = arch.config(info(10)).unwrap();
     assert_eq!(

@@ -182,6 +182,11 @@ struct TrainArgs {
     /// (projection discriminator) instead of seeing the label as input planes.
     #[arg(long)]
     projection: bool,
+    /// mnist-cdcgan: G's last upsampling makes 12 feature maps at 28×28 (BatchNorm, ReLU) and a
+    /// 3×3 convolution turns them into the image, instead of one ConvTranspose from 14×14
+    /// features straight to pixels (9.6 M MACs per image instead of 7.3 M)
+    #[arg(long)]
+    g_full_res: bool,
     /// `classic`: the DCGAN recipe of the PyTorch reference (BCE, no EMA), overriding --loss,
     /// --label-smoothing, --ema-decay and --diff-augment (e.g. to reproduce its mode collapse on faces).
     #[arg(long, value_enum)]
@@ -308,16 +313,21 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             spectral_norm,
             minibatch_stddev,
             projection,
+            full_res,
         } => {
             *width = args.width.max(1);
             *spectral_norm = args.spectral_norm;
             *minibatch_stddev = args.minibatch_stddev;
             *projection = args.projection;
+            *full_res = args.g_full_res;
         }
         Architecture::Dcgan64 { .. } if args.projection => {
             bail!(
                 "--projection needs class labels: it is an option of mnist-cdcgan, not {arch_name}"
             )
+        }
+        Architecture::Dcgan64 { .. } if args.g_full_res => {
+            bail!("--g-full-res is an option of mnist-cdcgan, not {arch_name}")
         }
         Architecture::Dcgan64 {
             ngf,
