@@ -301,6 +301,10 @@ pub enum Architecture {
         /// going straight from 14×14 features to pixels.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         full_res: bool,
+        /// D gets a third convolution (3×3, stride 1) over its 7×7 features before its output
+        /// layer: each feature then sees 18×18 pixels instead of 10×10.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        deep_d: bool,
     },
     /// PyTorch examples/dcgan at 64×64 (nz = latent, ngf/ndf feature widths).
     Dcgan64 {
@@ -326,6 +330,7 @@ impl Architecture {
                 minibatch_stddev: false,
                 projection: false,
                 full_res: false,
+                deep_d: false,
             }),
             "dcgan64" => Ok(Architecture::Dcgan64 {
                 channels,
@@ -355,6 +360,7 @@ impl Architecture {
                 minibatch_stddev,
                 projection,
                 full_res,
+                deep_d,
             } => mnist_cdcgan(
                 width,
                 dataset.class_names.len(),
@@ -363,6 +369,7 @@ impl Architecture {
                     spectral_norm,
                     minibatch_stddev,
                     projection,
+                    deep: deep_d,
                 },
             ),
             Architecture::Dcgan64 {
@@ -488,6 +495,7 @@ struct DiscriminatorOptions {
     spectral_norm: bool,
     minibatch_stddev: bool,
     projection: bool,
+    deep: bool,
 }
 
 /// Feature maps of a `full_res` mnist-cdcgan G at 28×28 (per unit of width): 12 keeps the
@@ -504,6 +512,7 @@ fn mnist_cdcgan(
         spectral_norm,
         minibatch_stddev,
         projection,
+        deep,
     } = options;
     let (c1, c2) = (128 * width.max(1), 64 * width.max(1));
     let latent = 100;
@@ -555,8 +564,12 @@ fn mnist_cdcgan(
         conv(1 + planes, c2, 2, 1, true),
         Layer::LeakyRelu { slope: 0.2 },
     ];
-    d.extend(normalised_conv(c2, c1, spectral_norm));
+    d.extend(normalised_conv(c2, c1, 4, 2, spectral_norm));
     d.push(Layer::LeakyRelu { slope: 0.2 });
+    if deep {
+        d.extend(normalised_conv(c1, c1, 3, 1, spectral_norm));
+        d.push(Layer::LeakyRelu { slope: 0.2 });
+    }
     if minibatch_stddev {
         d.push(Layer::MinibatchStddev);
     }
@@ -621,7 +634,7 @@ fn dcgan64(
         Layer::LeakyRelu { slope: 0.2 },
     ];
     for (cin, cout) in [(1, 2), (2, 4), (4, 8)] {
-        d.extend(normalised_conv(ndf * cin, ndf * cout, spectral_norm));
+        d.extend(normalised_conv(ndf * cin, ndf * cout, 4, 2, spectral_norm));
         d.push(Layer::LeakyRelu { slope: 0.2 });
     }
     if minibatch_stddev {
@@ -654,14 +667,27 @@ fn dcgan64(
 
 /// A stride-2 D convolution followed by BatchNorm, or, under spectral norm (which replaces
 /// BatchNorm in D, as in SNGAN), with a bias in BatchNorm's place.
-fn normalised_conv(cin: usize, cout: usize, spectral_norm: bool) -> Vec<Layer> {
+/// A padding-1 convolution followed by BatchNorm, or spectrally normalised with a bias of its
+/// own in place of the BatchNorm.
+fn normalised_conv(
+    cin: usize,
+    cout: usize,
+    kernel: usize,
+    stride: usize,
+    spectral_norm: bool,
+) -> Vec<Layer> {
+    let conv = Layer::Conv2d {
+        in_channels: cin,
+        out_channels: cout,
+        kernel,
+        stride,
+        padding: 1,
+        bias: spectral_norm,
+    };
     if spectral_norm {
-        vec![conv(cin, cout, 2, 1, true)]
+        vec![conv]
     } else {
-        vec![
-            conv(cin, cout, 2, 1, false),
-            Layer::BatchNorm2d { channels: cout },
-        ]
+        vec![conv, Layer::BatchNorm2d { channels: cout }]
     }
 }
 
@@ -728,6 +754,7 @@ mod tests {
             minibatch_stddev: false,
             projection: false,
             full_res: true,
+            deep_d: false,
         };
         let m = arch.config(digits()).unwrap();
         assert_eq!(m.image_shape().unwrap(), [1, 28, 28]);

@@ -112,18 +112,20 @@ fn discriminator_options_fast_path_matches_candle() {
         minibatch_stddev: true,
         projection: true,
         full_res: false,
+        deep_d: false,
     };
     compare(arch, 10, 4);
 }
 
 #[test]
-fn full_resolution_generator_fast_path_matches_candle() {
+fn full_res_generator_and_deep_discriminator_fast_path_matches_candle() {
     let arch = Architecture::MnistCdcgan {
         width: 1,
         spectral_norm: true,
         minibatch_stddev: false,
         projection: true,
         full_res: true,
+        deep_d: true,
     };
     compare(arch, 10, 4);
 }
@@ -136,6 +138,7 @@ fn projection_discriminator_sees_the_label() {
         minibatch_stddev: false,
         projection: true,
         full_res: false,
+        deep_d: false,
     };
     let config = arch.config(info(10)).unwrap();
     assert_eq!(
