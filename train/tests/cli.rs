@@ -210,11 +210,17 @@ fn zero_batch_size() {
 }
 
 #[test]
-fn discriminator_options_on_the_mnist_architecture_reach_the_checkpoint() {
+fn architecture_options_of_mnist_cdcgan_reach_the_checkpoint() {
     let out = tempfile::tempdir().unwrap();
     let fixture = fixture();
     let mut args = mnist_args(fixture.to_str().unwrap(), out.path().to_str().unwrap());
-    args.extend(["--minibatch-stddev", "--spectral-norm", "--projection"]);
+    args.extend([
+        "--minibatch-stddev",
+        "--spectral-norm",
+        "--projection",
+        "--deep-d",
+        "--g-full-res",
+    ]);
     let o = train(&[&args[..], &["--max-steps", "2"]].concat());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let state: serde_json::Value =
@@ -224,6 +230,18 @@ fn discriminator_options_on_the_mnist_architecture_reach_the_checkpoint() {
     assert_eq!(arch["minibatch_stddev"], true, "{arch}");
     assert_eq!(arch["spectral_norm"], true, "{arch}");
     assert_eq!(arch["projection"], true, "{arch}");
+    assert_eq!(arch["deep_d"], true, "{arch}");
+    assert_eq!(arch["full_res"], true, "{arch}");
+    let kernels = |net: &str| -> Vec<u64> {
+        let layers = state["config"][net]["net"]["layers"].as_array().unwrap();
+        layers
+            .iter()
+            .filter_map(|l| l["kernel"].as_u64())
+            .collect()
+    };
+    // G: two 4×4 ConvTs, then the 3×3 conv at 28×28; D: two 4×4 convs, then the 3×3 one.
+    assert_eq!(kernels("generator"), [4, 4, 3]);
+    assert_eq!(kernels("discriminator"), [4, 4, 3]);
     // D has no BatchNorm under spectral norm, its stddev channel feeds the last layer, and the
     // label enters at the projection instead of as 10 input planes.
     let d = &state["config"]["discriminator"]["net"];
@@ -239,6 +257,31 @@ fn discriminator_options_on_the_mnist_architecture_reach_the_checkpoint() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     args.retain(|a| *a != "--spectral-norm");
     fails_with(&train(&args), &["checkpoint.safetensors", "spectral_norm"]);
+}
+
+#[test]
+fn mnist_cdcgan_options_are_refused_on_dcgan64() {
+    let faces = tempfile::tempdir().unwrap();
+    image::RgbImage::new(64, 64)
+        .save(faces.path().join("a.png"))
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    for option in ["--projection", "--g-full-res", "--deep-d"] {
+        let o = train(&[
+            "--dataset",
+            "folder",
+            "--data",
+            faces.path().to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+            "--batch-size",
+            "1",
+            "--quiet",
+            option,
+        ]);
+        fails_with(&o, &[option, "mnist-cdcgan", "dcgan64"]);
+    }
+    assert!(!out.path().join("checkpoint.safetensors").exists());
 }
 
 #[test]
