@@ -665,10 +665,8 @@ fn dcgan64(
     )
 }
 
-/// A stride-2 D convolution followed by BatchNorm, or, under spectral norm (which replaces
+/// A padding-1 D convolution followed by BatchNorm, or, under spectral norm (which replaces
 /// BatchNorm in D, as in SNGAN), with a bias in BatchNorm's place.
-/// A padding-1 convolution followed by BatchNorm, or spectrally normalised with a bias of its
-/// own in place of the BatchNorm.
 fn normalised_conv(
     cin: usize,
     cout: usize,
