@@ -234,10 +234,7 @@ fn architecture_options_of_mnist_cdcgan_reach_the_checkpoint() {
     assert_eq!(arch["full_res"], true, "{arch}");
     let kernels = |net: &str| -> Vec<u64> {
         let layers = state["config"][net]["net"]["layers"].as_array().unwrap();
-        layers
-            .iter()
-            .filter_map(|l| l["kernel"].as_u64())
-            .collect()
+        layers.iter().filter_map(|l| l["kernel"].as_u64()).collect()
     };
     // G: two 4×4 ConvTs, then the 3×3 conv at 28×28; D: two 4×4 convs, then the 3×3 one.
     assert_eq!(kernels("generator"), [4, 4, 3]);
