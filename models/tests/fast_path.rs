@@ -119,15 +119,18 @@ fn discriminator_options_fast_path_matches_candle() {
 
 #[test]
 fn full_res_generator_and_deep_discriminator_fast_path_matches_candle() {
-    let arch = Architecture::MnistCdcgan {
-        width: 1,
-        spectral_norm: true,
-        minibatch_stddev: false,
-        projection: true,
-        full_res: true,
-        deep_d: true,
-    };
-    compare(arch, 10, 4);
+    // The deep D's 3×3 layer with spectral norm and with BatchNorm.
+    for spectral_norm in [true, false] {
+        let arch = Architecture::MnistCdcgan {
+            width: 1,
+            spectral_norm,
+            minibatch_stddev: false,
+            projection: spectral_norm,
+            full_res: true,
+            deep_d: true,
+        };
+        compare(arch, 10, 4);
+    }
 }
 
 #[test]
