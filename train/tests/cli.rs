@@ -58,6 +58,30 @@ fn mnist_args<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// Arguments for a quiet folder run (the 64×64 DCGAN, batch size 1) of `data` into `out`.
+fn folder_args<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "--dataset",
+        "folder",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--batch-size",
+        "1",
+        "--quiet",
+    ]
+}
+
+/// A folder holding one black 64×64 PNG, `a.png`.
+fn one_image_folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    image::RgbImage::new(64, 64)
+        .save(dir.path().join("a.png"))
+        .unwrap();
+    dir
+}
+
 fn gunzip(path: &Path) -> Vec<u8> {
     use std::io::Read;
     let mut v = Vec::new();
@@ -165,10 +189,7 @@ fn empty_image_folder() {
 
 #[test]
 fn unreadable_image() {
-    let data = tempfile::tempdir().unwrap();
-    image::RgbImage::new(64, 64)
-        .save(data.path().join("a.png"))
-        .unwrap();
+    let data = one_image_folder();
     fs::write(data.path().join("b.png"), b"\x89PNG but not really").unwrap();
     let out = tempfile::tempdir().unwrap();
     let o = train(&[
@@ -258,24 +279,11 @@ fn architecture_options_of_mnist_cdcgan_reach_the_checkpoint() {
 
 #[test]
 fn mnist_cdcgan_options_are_refused_on_dcgan64() {
-    let faces = tempfile::tempdir().unwrap();
-    image::RgbImage::new(64, 64)
-        .save(faces.path().join("a.png"))
-        .unwrap();
+    let faces = one_image_folder();
     let out = tempfile::tempdir().unwrap();
+    let args = folder_args(faces.path().to_str().unwrap(), out.path().to_str().unwrap());
     for option in ["--projection", "--g-full-res", "--deep-d"] {
-        let o = train(&[
-            "--dataset",
-            "folder",
-            "--data",
-            faces.path().to_str().unwrap(),
-            "--out",
-            out.path().to_str().unwrap(),
-            "--batch-size",
-            "1",
-            "--quiet",
-            option,
-        ]);
+        let o = train(&[&args[..], &[option]].concat());
         fails_with(&o, &[option, "mnist-cdcgan", "dcgan64"]);
     }
     assert!(!out.path().join("checkpoint.safetensors").exists());
@@ -294,22 +302,10 @@ fn resume_from_another_architecture_leaves_the_checkpoint_intact() {
     let before = fs::read(&ckpt).unwrap();
 
     // A 64×64 folder run pointed at the MNIST run directory.
-    let faces = tempfile::tempdir().unwrap();
-    image::RgbImage::new(64, 64)
-        .save(faces.path().join("a.png"))
-        .unwrap();
-    let o = train(&[
-        "--dataset",
-        "folder",
-        "--data",
-        faces.path().to_str().unwrap(),
-        "--out",
-        run,
-        "--batch-size",
-        "1",
-        "--resume",
-        "--quiet",
-    ]);
+    let faces = one_image_folder();
+    let mut args = folder_args(faces.path().to_str().unwrap(), run);
+    args.push("--resume");
+    let o = train(&args);
     fails_with(&o, &["checkpoint.safetensors", "Dcgan64", "MnistCdcgan"]);
     // A fresh run must not overwrite an existing checkpoint either.
     fails_with(
