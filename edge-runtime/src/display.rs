@@ -6,6 +6,7 @@ use std::path::Path;
 use embedded_graphics::pixelcolor::Rgb888;
 use embedded_graphics::prelude::*;
 
+use crate::canvas::parse_size;
 use crate::error::{EdgeError, Result};
 use crate::framebuffer::{Framebuffer, Geometry, PixelFormat};
 use crate::png_sink::PngSink;
@@ -27,25 +28,6 @@ pub struct DisplayOptions<'a> {
     pub fb_format: &'a str,
     /// Canvas size of the PNG and terminal sinks: `WxH`.
     pub size: Option<&'a str>,
-}
-
-/// The (x, y) of a point inside `size`, or None: sinks clip every pixel with this.
-pub fn inside(p: Point, size: Size) -> Option<(usize, usize)> {
-    (p.x >= 0 && p.y >= 0 && (p.x as u32) < size.width && (p.y as u32) < size.height)
-        .then_some((p.x as usize, p.y as usize))
-}
-
-pub fn parse_size(s: &str) -> Result<Size> {
-    let bad = || EdgeError::Display {
-        target: s.into(),
-        message: "size must be WxH, e.g. 320x240 (1..=4096)".into(),
-    };
-    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
-    let (w, h): (u32, u32) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
-    if !(1..=4096).contains(&w) || !(1..=4096).contains(&h) {
-        return Err(bad());
-    }
-    Ok(Size::new(w, h))
 }
 
 impl Display {

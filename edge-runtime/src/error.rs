@@ -1,17 +1,15 @@
-use std::path::PathBuf;
-
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
-    #[error("{path}: {message}")]
-    Model { path: PathBuf, message: String },
+    /// A model that breaks the contract, a bad label, or ONNX Runtime failing.
+    #[error(transparent)]
+    Contract(#[from] gan_contract::ContractError),
     #[error("{0}")]
     Request(String),
     #[error("display {target}: {message}")]
     Display { target: String, message: String },
-    #[error("ONNX Runtime: {0}")]
+    /// The runtime's own state went wrong (e.g. a model that answered with the wrong size).
+    #[error("{0}")]
     Runtime(String),
-    #[error(transparent)]
-    Setup(#[from] gan_ort::OrtSetupError),
     #[error(transparent)]
     Image(#[from] gan_grid::GridError),
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use embedded_graphics::pixelcolor::{Rgb888, RgbColor};
 use embedded_graphics::prelude::*;
 
-use crate::display::inside;
+use crate::canvas::inside;
 use crate::error::{EdgeError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

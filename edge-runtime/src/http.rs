@@ -86,7 +86,7 @@ fn header(k: &str, v: &str) -> Header {
     Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("static header")
 }
 
-const PAGE: &str = r#"<!doctype html><html><head><meta charset="utf-8"><title>gan-edge</title>
+const PAGE: &str = r#"<!doctype html><html><head><meta charset="utf-8"><title>gan-edge-runtime</title>
 <style>body{background:#111;color:#ddd;font-family:sans-serif;text-align:center}img{image-rendering:pixelated;width:280px}</style>
 </head><body><h1>{name}</h1><p><img id="img" src="/image.png?seed={seed}{label}"></p><p>{links}</p>
 <script>setInterval(()=>{document.getElementById('img').src='/image.png?seed='+Math.floor(Math.random()*1e9)+'{label}'},3000)</script>

@@ -1,6 +1,8 @@
 //! The on-device part: an exported generator in ONNX Runtime, shown through embedded-graphics on
 //! a Linux framebuffer, SPI panel, PNG file or terminal, as a kiosk. No candle here.
 
+pub mod bench;
+pub mod canvas;
 pub mod display;
 pub mod error;
 pub mod framebuffer;
@@ -13,6 +15,7 @@ pub mod model_watch;
 pub mod png_sink;
 pub mod render;
 pub mod screen;
+pub mod session;
 pub mod soak;
 #[cfg(feature = "spi")]
 pub mod spi;

@@ -7,14 +7,14 @@ use embedded_graphics::pixelcolor::{Rgb888, RgbColor};
 use embedded_graphics::prelude::*;
 use image::RgbImage;
 
-use crate::display::inside;
+use crate::canvas::Canvas;
 use crate::error::{EdgeError, Result};
 
 pub struct PngSink {
     /// A path, or a pattern with `{n}` for the frame number.
     path: String,
     frame: u64,
-    image: RgbImage,
+    canvas: Canvas,
 }
 
 impl PngSink {
@@ -22,7 +22,7 @@ impl PngSink {
         Self {
             path: path.to_string(),
             frame: 0,
-            image: RgbImage::new(size.width, size.height),
+            canvas: Canvas::new(size),
         }
     }
 
@@ -32,7 +32,15 @@ impl PngSink {
 
     pub fn present(&mut self) -> Result<()> {
         let path = self.target();
-        let bytes = gan_grid::png_bytes(&self.image)?;
+        let size = self.canvas.size();
+        let rgb = self
+            .canvas
+            .pixels()
+            .iter()
+            .flat_map(|c| [c.r(), c.g(), c.b()]);
+        let image = RgbImage::from_vec(size.width, size.height, rgb.collect())
+            .expect("a canvas holds width × height pixels");
+        let bytes = gan_grid::png_bytes(&image)?;
         write(&path, &bytes)?;
         self.frame += 1;
         Ok(())
@@ -48,7 +56,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
 
 impl OriginDimensions for PngSink {
     fn size(&self) -> Size {
-        Size::new(self.image.width(), self.image.height())
+        self.canvas.size()
     }
 }
 
@@ -60,13 +68,6 @@ impl DrawTarget for PngSink {
         &mut self,
         pixels: I,
     ) -> Result<(), Self::Error> {
-        let size = self.size();
-        for Pixel(p, c) in pixels {
-            if let Some((x, y)) = inside(p, size) {
-                self.image
-                    .put_pixel(x as u32, y as u32, image::Rgb([c.r(), c.g(), c.b()]));
-            }
-        }
-        Ok(())
+        self.canvas.draw_iter(pixels)
     }
 }

@@ -16,7 +16,7 @@ use mipidsi::models::{ILI9341Rgb565, ST7789};
 use mipidsi::options::ColorInversion;
 use mipidsi::Builder;
 
-use crate::display::{inside, parse_size};
+use crate::canvas::{parse_size, Canvas};
 use crate::error::{EdgeError, Result};
 
 type Interface = SpiInterface<'static, SpidevDevice, CdevPin>;
@@ -28,8 +28,7 @@ enum Panel {
 
 pub struct SpiPanel {
     panel: Panel,
-    size: Size,
-    back: Vec<Rgb888>,
+    canvas: Canvas,
 }
 
 fn err(message: impl Into<String>) -> EdgeError {
@@ -42,7 +41,7 @@ fn err(message: impl Into<String>) -> EdgeError {
 fn pin(chip: &mut Chip, line: u32, label: &str) -> Result<CdevPin> {
     let handle = chip
         .get_line(line)
-        .and_then(|l| l.request(LineRequestFlags::OUTPUT, 1, "gan-edge"))
+        .and_then(|l| l.request(LineRequestFlags::OUTPUT, 1, "gan-edge-runtime"))
         .map_err(|e| err(format!("GPIO {label}={line}: {e}")))?;
     CdevPin::new(handle).map_err(|e| err(format!("GPIO {label}={line}: {e}")))
 }
@@ -140,15 +139,14 @@ impl SpiPanel {
         };
         Ok(Self {
             panel,
-            size,
-            back: vec![Rgb888::BLACK; (size.width * size.height) as usize],
+            canvas: Canvas::new(size),
         })
     }
 
     /// Sends the whole frame to the panel.
     pub fn present(&mut self) -> Result<()> {
-        let area = Rectangle::new(Point::zero(), self.size);
-        let colors = self.back.iter().map(|&c| Rgb565::from(c));
+        let area = Rectangle::new(Point::zero(), self.canvas.size());
+        let colors = self.canvas.pixels().iter().map(|&c| Rgb565::from(c));
         match &mut self.panel {
             Panel::St7789(d) => d
                 .fill_contiguous(&area, colors)
@@ -162,7 +160,7 @@ impl SpiPanel {
 
 impl OriginDimensions for SpiPanel {
     fn size(&self) -> Size {
-        self.size
+        self.canvas.size()
     }
 }
 
@@ -174,11 +172,6 @@ impl DrawTarget for SpiPanel {
         &mut self,
         pixels: I,
     ) -> Result<(), Self::Error> {
-        for Pixel(p, c) in pixels {
-            if let Some((x, y)) = inside(p, self.size) {
-                self.back[y * self.size.width as usize + x] = c;
-            }
-        }
-        Ok(())
+        self.canvas.draw_iter(pixels)
     }
 }

@@ -6,12 +6,11 @@ use std::io::Write;
 use embedded_graphics::pixelcolor::{Rgb888, RgbColor};
 use embedded_graphics::prelude::*;
 
-use crate::display::inside;
+use crate::canvas::Canvas;
 use crate::error::{EdgeError, Result};
 
 pub struct TerminalSink<W: Write> {
-    size: Size,
-    pixels: Vec<Rgb888>,
+    canvas: Canvas,
     out: W,
 }
 
@@ -20,17 +19,16 @@ impl<W: Write> TerminalSink<W> {
     pub fn new(size: Size, out: W) -> Self {
         let height = size.height.div_ceil(2) * 2;
         Self {
-            size: Size::new(size.width, height),
-            pixels: vec![Rgb888::BLACK; (size.width * height) as usize],
+            canvas: Canvas::new(Size::new(size.width, height)),
             out,
         }
     }
 
     /// The escape codes of one frame (cursor home, then rows of half blocks).
     pub fn render(&self) -> String {
-        let w = self.size.width as usize;
+        let w = self.canvas.size().width as usize;
         let mut s = String::from("\x1b[H");
-        for row in self.pixels.chunks(2 * w) {
+        for row in self.canvas.pixels().chunks(2 * w) {
             let (top, bottom) = row.split_at(w);
             for (t, b) in top.iter().zip(bottom) {
                 s.push_str(&format!(
@@ -62,7 +60,7 @@ impl<W: Write> TerminalSink<W> {
 
 impl<W: Write> OriginDimensions for TerminalSink<W> {
     fn size(&self) -> Size {
-        self.size
+        self.canvas.size()
     }
 }
 
@@ -74,12 +72,7 @@ impl<W: Write> DrawTarget for TerminalSink<W> {
         &mut self,
         pixels: I,
     ) -> Result<(), Self::Error> {
-        for Pixel(p, c) in pixels {
-            if let Some((x, y)) = inside(p, self.size) {
-                self.pixels[y * self.size.width as usize + x] = c;
-            }
-        }
-        Ok(())
+        self.canvas.draw_iter(pixels)
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use embedded_graphics::pixelcolor::{Rgb888, RgbColor};
 use embedded_graphics::prelude::*;
 use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
-use gan_edge::framebuffer::{Framebuffer, Geometry, PixelFormat};
+use gan_edge_runtime::framebuffer::{Framebuffer, Geometry, PixelFormat};
 
 mod common;
 use common::{eventually, faces_model, fixture, free_port, http, kiosk, model, stop};
@@ -249,6 +249,7 @@ fn http_endpoint_answers_on_loopback() {
     // Still serving after the junk.
     assert_eq!(get("/image.png?seed=2").0, 200);
     // SIGTERM ends it cleanly.
+    // SAFETY: kill on our own child's pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
     assert!(status.success(), "exit after SIGTERM: {status:?}");

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use gan_edge::http::parse_query;
-use gan_edge::model::ModelInfo;
+use gan_edge_runtime::http::parse_query;
+use gan_edge_runtime::model::ModelInfo;
 
 fn inputs(target: &str) -> Vec<Vec<u8>> {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");

@@ -6,12 +6,10 @@ pub enum ExportError {
     Invalid(String),
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
-    #[error("ONNX Runtime: {0}")]
-    Runtime(String),
     #[error("verification failed: max |candle − ONNX Runtime| = {diff:e} at N = {batch} (limit {limit:e})")]
     Mismatch { diff: f32, batch: usize, limit: f32 },
     #[error(transparent)]
-    Setup(#[from] gan_ort::OrtSetupError),
+    Contract(#[from] gan_contract::ContractError),
     #[error(transparent)]
     Model(#[from] gan_models::ModelError),
     #[error(transparent)]

@@ -1,7 +1,8 @@
 //! Builds the ONNX model of a generator by walking its (BN-folded) layer list: one match arm per
-//! layer type. The interface is the contract in ARCHITECTURE.md: `z` [N, latent] (+ `label` int64
-//! [N]) → `image` [N, C, H, W], opset 17, IR 8, config in `metadata_props`.
+//! layer type. The interface is `gan_contract`'s (docs/onnx-contract.md): `z` [N, latent]
+//! (+ `label` int64 [N]) → `image` [N, C, H, W], config in `metadata_props`.
 
+use gan_contract::{INPUT_LABEL, INPUT_Z, IR_VERSION, OPSET, OUTPUT_IMAGE};
 use gan_models::checkpoint::contract_metadata;
 use gan_models::gan::G_PREFIX;
 use gan_models::{Layer, LoadedGenerator};
@@ -10,12 +11,6 @@ use prost::Message;
 use crate::error::{ExportError, Result};
 use crate::fold::{inference_layers, HostTensor};
 use crate::onnx_proto::*;
-
-pub const OPSET: i64 = 17;
-pub const IR_VERSION: i64 = 8;
-pub const INPUT_Z: &str = "z";
-pub const INPUT_LABEL: &str = "label";
-pub const OUTPUT_IMAGE: &str = "image";
 
 #[derive(Default)]
 struct Builder {

@@ -1,5 +1,5 @@
 //! Exports trained generators: inference safetensors plus an ONNX graph (BatchNorm folded,
-//! opset 17, the contract of ARCHITECTURE.md), verified against candle with ONNX Runtime.
+//! the ONNX contract of `gan_contract`), verified against candle with ONNX Runtime.
 
 pub mod error;
 pub mod fold;

@@ -3,15 +3,13 @@
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
+use gan_contract::OnnxGenerator;
 use gan_models::LoadedGenerator;
-use ort::session::Session;
-use ort::value::TensorRef;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
 use crate::error::{ExportError, Result};
-use crate::graph::{INPUT_LABEL, INPUT_Z, OUTPUT_IMAGE};
 
 pub const DEFAULT_BATCHES: [usize; 3] = [1, 3, 64];
 pub const TOLERANCE: f32 = 1e-4;
@@ -23,10 +21,6 @@ pub struct Parity {
     pub max_abs_diff: f32,
 }
 
-fn runtime(e: impl std::fmt::Display) -> ExportError {
-    ExportError::Runtime(e.to_string())
-}
-
 /// Runs `onnx` in ONNX Runtime and `loaded` in candle on the same random inputs (seeded by
 /// `seed`) at each batch size; fails if any difference exceeds [`TOLERANCE`].
 pub fn verify(
@@ -36,11 +30,8 @@ pub fn verify(
     seed: u64,
     ort_lib: Option<&Path>,
 ) -> Result<Vec<Parity>> {
-    let rt = gan_ort::init(ort_lib)?;
-    let mut session = Session::builder(&rt.environment)
-        .map_err(runtime)?
-        .commit_from_memory(onnx)
-        .map_err(runtime)?;
+    let mut session = OnnxGenerator::from_bytes(onnx, ort_lib, None)?;
+    session.info()?;
     let g = &loaded.config.generator;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut results = Vec::new();
@@ -65,20 +56,14 @@ pub fn verify(
         let expected = loaded.generator.forward_t(&zt, lt.as_ref(), false)?;
         let expected = expected.flatten_all()?.to_vec1::<f32>()?;
 
-        let z_in =
-            TensorRef::from_array_view(([n, g.latent_dim], z.as_slice())).map_err(runtime)?;
-        let outputs = if g.num_classes > 0 {
-            let l_in = TensorRef::from_array_view(([n], labels.as_slice())).map_err(runtime)?;
-            session.run(ort::inputs![INPUT_Z => z_in, INPUT_LABEL => l_in])
+        let labels = if g.num_classes > 0 {
+            labels
         } else {
-            session.run(ort::inputs![INPUT_Z => z_in])
-        }
-        .map_err(runtime)?;
-        let (_, got) = outputs[OUTPUT_IMAGE]
-            .try_extract_tensor::<f32>()
-            .map_err(runtime)?;
+            Vec::new()
+        };
+        let got = session.generate(&z, &labels)?;
         if got.len() != expected.len() {
-            return Err(ExportError::Runtime(format!(
+            return Err(ExportError::Invalid(format!(
                 "ONNX Runtime returned {} values, candle {}",
                 got.len(),
                 expected.len()

@@ -17,8 +17,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(file) = TensorFile::parse(data, path, &Device::Cpu) {
         let expected = Architecture::from_name("mnist-cdcgan", 1)
             .expect("a known architecture")
-            .config(gan_train::mnist::info())
+            .config(gan_train::data::mnist::info())
             .expect("the reference config is valid");
-        let _ = gan_train::checkpoint::from_file(file, path, &expected);
+        let _ = gan_train::training::checkpoint::from_file(file, path, &expected);
     }
 });

@@ -1,6 +1,6 @@
 //! The kiosk's HTTP query-string parser.
 #![no_main]
-use gan_edge::http::parse_query;
+use gan_edge_runtime::http::parse_query;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 #![no_main]
 use std::collections::HashMap;
 
-use gan_edge::model::ModelInfo;
+use gan_contract::ModelInfo;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
-use gan_models::cpu_conv::{conv2d, conv_transpose2d};
+use gan_models::kernels::conv::{conv2d, conv_transpose2d};
 
 fn main() -> candle_core::Result<()> {
     let dev = Device::Cpu;

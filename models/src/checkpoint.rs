@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
+use gan_contract::ModelInfo;
 use safetensors::SafeTensors;
 
 use crate::atomic::atomic_write;
@@ -17,9 +18,9 @@ use crate::params::Params;
 /// The training checkpoint's file name inside a run directory.
 pub const CHECKPOINT_FILE_NAME: &str = "checkpoint.safetensors";
 /// Metadata key holding the full [`ModelConfig`] as JSON.
-pub const CONFIG_KEY: &str = "config";
+pub use gan_contract::keys::CONFIG as CONFIG_KEY;
 /// Metadata key saying what the file is (`generator` or `checkpoint`).
-pub const KIND_KEY: &str = "kind";
+pub use gan_contract::keys::KIND as KIND_KEY;
 /// Prefix of the EMA copy of G's tensors in a training checkpoint (`ema.g.0.weight`).
 pub const EMA_PREFIX: &str = "ema.";
 
@@ -99,36 +100,33 @@ pub fn write_tensor_file<'a>(
     })
 }
 
-/// What the ONNX contract and the generator file carry about a model, as key/value pairs.
+/// What the ONNX contract says about a model trained with `config`.
+pub fn model_info(config: &ModelConfig, model_name: &str) -> Result<ModelInfo> {
+    let image = config.image_shape()?;
+    let d = &config.dataset;
+    Ok(ModelInfo {
+        format_version: Some(config.format_version),
+        name: model_name.to_string(),
+        architecture: config.architecture.name().to_string(),
+        dataset: d.name.clone(),
+        latent_dim: config.generator.latent_dim,
+        class_names: d.class_names.clone(),
+        channels: image[0],
+        height: image[1],
+        width: image[2],
+        attribution: d.attribution.clone(),
+    })
+}
+
+/// What the ONNX contract and the generator file carry about a model, as key/value pairs: the
+/// contract's keys plus the full config.
 pub fn contract_metadata(
     config: &ModelConfig,
     model_name: &str,
 ) -> Result<BTreeMap<String, String>> {
-    let image = config.image_shape()?;
-    let d = &config.dataset;
-    Ok(BTreeMap::from([
-        ("format_version".into(), config.format_version.to_string()),
-        ("model_name".into(), model_name.to_string()),
-        (
-            "architecture".into(),
-            config.architecture.name().to_string(),
-        ),
-        ("dataset".into(), d.name.clone()),
-        ("latent_dim".into(), config.generator.latent_dim.to_string()),
-        (
-            "num_classes".into(),
-            config.generator.num_classes.to_string(),
-        ),
-        (
-            "class_names".into(),
-            serde_json::to_string(&d.class_names).expect("strings serialise"),
-        ),
-        ("channels".into(), image[0].to_string()),
-        ("height".into(), image[1].to_string()),
-        ("width".into(), image[2].to_string()),
-        ("attribution".into(), d.attribution.clone()),
-        (CONFIG_KEY.into(), config.to_json()),
-    ]))
+    let mut metadata = model_info(config, model_name)?.to_metadata();
+    metadata.insert(CONFIG_KEY.into(), config.to_json());
+    Ok(metadata)
 }
 
 /// A generator loaded from a generator file or a training checkpoint.
@@ -197,7 +195,7 @@ pub fn save_generator(
     model_name: &str,
 ) -> Result<()> {
     let mut metadata = contract_metadata(config, model_name)?;
-    metadata.insert(KIND_KEY.into(), "generator".into());
+    metadata.insert(KIND_KEY.into(), gan_contract::KIND_GENERATOR.into());
     let tensors = generator.net.params.tensors().map(|(k, v)| (k.clone(), v));
     write_tensor_file(path, tensors, metadata)
 }

@@ -58,15 +58,37 @@ pub enum Layer {
     },
 }
 
+/// Elements of a shape, or None when the product overflows.
+fn volume(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+/// Side of a convolution's output, or None when the window does not fit or a term overflows.
+fn conv_side(x: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+    let padded = x.checked_add(padding.checked_mul(2)?)?;
+    Some(padded.checked_sub(kernel)?.checked_div(stride)? + 1)
+}
+
+/// Side of a transposed convolution's output, or None when it would be empty or a term
+/// overflows.
+fn conv_transpose_side(x: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+    let full = x.checked_sub(1)?.checked_mul(stride)?.checked_add(kernel)?;
+    full.checked_sub(padding.checked_mul(2)?).filter(|&o| o > 0)
+}
+
 impl Layer {
     /// Per-sample output shape for a per-sample input shape, or why the layer cannot take it.
+    /// Every step is checked: a config read from a file may hold any numbers.
     pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         let bad = |what: String| Err(ModelError::InvalidConfig(what));
+        if input.contains(&0) || volume(input).is_none() {
+            return bad(format!("input shape {input:?} is empty or too large"));
+        }
         match self {
             Layer::Linear {
                 inputs, outputs, ..
             } => match input {
-                [n] if n == inputs => Ok(vec![*outputs]),
+                [n] if n == inputs && *outputs > 0 => Ok(vec![*outputs]),
                 _ => bad(format!("linear expects [{inputs}], got {input:?}")),
             },
             Layer::Conv2d {
@@ -76,15 +98,23 @@ impl Layer {
                 stride,
                 padding,
                 ..
-            } => match input {
-                [c, h, w] if c == in_channels && h + 2 * padding >= *kernel && *stride > 0 => {
-                    let o = |x: usize| (x + 2 * padding - kernel) / stride + 1;
-                    Ok(vec![*out_channels, o(*h), o(*w)])
+            } => {
+                let side = |x| conv_side(x, *kernel, *stride, *padding);
+                match input {
+                    [c, h, w] if c == in_channels && *out_channels > 0 => {
+                        match (side(*h), side(*w)) {
+                            (Some(oh), Some(ow)) => Ok(vec![*out_channels, oh, ow]),
+                            _ => bad(format!(
+                                "conv2d (kernel {kernel}, stride {stride}, padding {padding}) \
+                                 cannot take a {h}×{w} input"
+                            )),
+                        }
+                    }
+                    _ => bad(format!(
+                        "conv2d expects [{in_channels}, H, W], got {input:?}"
+                    )),
                 }
-                _ => bad(format!(
-                    "conv2d expects [{in_channels}, H, W], got {input:?}"
-                )),
-            },
+            }
             Layer::ConvTranspose2d {
                 in_channels,
                 out_channels,
@@ -92,15 +122,23 @@ impl Layer {
                 stride,
                 padding,
                 ..
-            } => match input {
-                [c, h, w] if c == in_channels && (h - 1) * stride + kernel > 2 * padding => {
-                    let o = |x: usize| (x - 1) * stride + kernel - 2 * padding;
-                    Ok(vec![*out_channels, o(*h), o(*w)])
+            } => {
+                let side = |x| conv_transpose_side(x, *kernel, *stride, *padding);
+                match input {
+                    [c, h, w] if c == in_channels && *out_channels > 0 && *stride > 0 => {
+                        match (side(*h), side(*w)) {
+                            (Some(oh), Some(ow)) => Ok(vec![*out_channels, oh, ow]),
+                            _ => bad(format!(
+                                "conv_transpose2d (kernel {kernel}, stride {stride}, padding \
+                                 {padding}) cannot take a {h}×{w} input"
+                            )),
+                        }
+                    }
+                    _ => bad(format!(
+                        "conv_transpose2d expects [{in_channels}, H, W], got {input:?}"
+                    )),
                 }
-                _ => bad(format!(
-                    "conv_transpose2d expects [{in_channels}, H, W], got {input:?}"
-                )),
-            },
+            }
             Layer::BatchNorm2d { channels } => match input {
                 [c, _, _] if c == channels => Ok(input.to_vec()),
                 _ => bad(format!(
@@ -108,15 +146,22 @@ impl Layer {
                 )),
             },
             Layer::Reshape { shape } => {
-                if shape.iter().product::<usize>() == input.iter().product::<usize>() {
+                if !shape.contains(&0) && volume(shape).is_some() && volume(shape) == volume(input)
+                {
                     Ok(shape.clone())
                 } else {
                     bad(format!("cannot reshape {input:?} to {shape:?}"))
                 }
             }
-            Layer::Flatten => Ok(vec![input.iter().product()]),
+            Layer::Flatten => Ok(vec![volume(input).expect("checked above")]),
             Layer::MinibatchStddev => match input {
-                [c, h, w] => Ok(vec![c + 1, *h, *w]),
+                [c, h, w] => Ok(vec![
+                    c.checked_add(1).ok_or_else(|| {
+                        ModelError::InvalidConfig(format!("{c} channels are too many"))
+                    })?,
+                    *h,
+                    *w,
+                ]),
                 _ => bad(format!("minibatch_stddev expects [C, H, W], got {input:?}")),
             },
             Layer::Relu | Layer::LeakyRelu { .. } | Layer::Tanh => Ok(input.to_vec()),
@@ -130,24 +175,30 @@ impl Layer {
     /// Multiply-accumulates per sample, for the "fits on a Pi" budget.
     pub fn macs(&self, input: &[usize]) -> Result<u64> {
         let out = self.output_shape(input)?;
-        let n = |s: &[usize]| s.iter().product::<usize>() as u64;
-        Ok(match self {
+        let product = |terms: &[usize]| {
+            terms
+                .iter()
+                .try_fold(1u64, |n, &t| n.checked_mul(t as u64))
+                .ok_or_else(|| ModelError::InvalidConfig("multiply-accumulates overflow".into()))
+        };
+        let n = |s: &[usize]| volume(s).expect("output_shape checked it");
+        match self {
             Layer::Linear {
                 inputs, outputs, ..
-            } => (*inputs * *outputs) as u64,
+            } => product(&[*inputs, *outputs]),
             Layer::Conv2d {
                 in_channels,
                 kernel,
                 ..
-            } => n(&out) * (*in_channels * kernel * kernel) as u64,
+            } => product(&[n(&out), *in_channels, *kernel, *kernel]),
             Layer::ConvTranspose2d {
                 out_channels,
                 kernel,
                 ..
-            } => n(input) * (*out_channels * kernel * kernel) as u64,
-            Layer::Projection { inputs, .. } => 2 * *inputs as u64,
-            _ => 0,
-        })
+            } => product(&[n(input), *out_channels, *kernel, *kernel]),
+            Layer::Projection { inputs, .. } => product(&[2, *inputs]),
+            _ => Ok(0),
+        }
     }
 
     /// Learnable tensors and their shapes, named relative to the layer.
@@ -250,23 +301,43 @@ impl NetConfig {
         buffers
     }
 
-    /// Checks every layer accepts its input; returns the per-sample output shape.
+    /// Checks every layer accepts its input; returns the per-sample output shape. An error
+    /// names the layer by index and kind.
     pub fn output_shape(&self) -> Result<Vec<usize>> {
-        self.layers
-            .iter()
-            .try_fold(self.input.clone(), |shape, layer| {
-                layer.output_shape(&shape)
-            })
+        let mut shape = self.input.clone();
+        for (i, layer) in self.layers.iter().enumerate() {
+            shape = layer
+                .output_shape(&shape)
+                .map_err(|e| at_layer(i, layer, e))?;
+        }
+        Ok(shape)
     }
 
     pub fn macs(&self) -> Result<u64> {
         let mut shape = self.input.clone();
-        let mut total = 0;
-        for layer in &self.layers {
-            total += layer.macs(&shape)?;
+        let mut total = 0u64;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let macs = layer.macs(&shape).map_err(|e| at_layer(i, layer, e))?;
+            total = total
+                .checked_add(macs)
+                .ok_or_else(|| ModelError::InvalidConfig("multiply-accumulates overflow".into()))?;
             shape = layer.output_shape(&shape)?;
         }
         Ok(total)
+    }
+}
+
+/// `e` said about layer `i`.
+fn at_layer(i: usize, layer: &Layer, e: ModelError) -> ModelError {
+    let kind = serde_json::to_value(layer)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "layer".into());
+    match e {
+        ModelError::InvalidConfig(m) => {
+            ModelError::InvalidConfig(format!("layer {i} ({kind}): {m}"))
+        }
+        other => other,
     }
 }
 
@@ -778,5 +849,74 @@ mod tests {
             Architecture::from_name("resnet", 1),
             Err(ModelError::UnknownArchitecture(_))
         ));
+    }
+
+    /// A config (as read from a generator file or checkpoint) that reshapes to a narrow map and
+    /// convolves it: the width would underflow unchecked (a panic in debug and fuzz builds,
+    /// wraparound in release); it is refused with the layer named.
+    #[test]
+    fn narrow_shapes_are_refused_not_underflowed() {
+        let net = NetConfig {
+            input: vec![6272],
+            layers: vec![
+                Layer::Reshape {
+                    shape: vec![128, 49, 1],
+                },
+                Layer::Conv2d {
+                    in_channels: 128,
+                    out_channels: 64,
+                    kernel: 4,
+                    stride: 2,
+                    padding: 1,
+                    bias: false,
+                },
+            ],
+            spectral_norm: false,
+        };
+        let e = net.output_shape().unwrap_err().to_string();
+        assert!(e.contains("layer 1 (conv2d)") && e.contains("49×1"), "{e}");
+        assert!(net.macs().is_err());
+        // The same through a whole config file: D gets that narrow conv after its first layer.
+        let mut config = Architecture::from_name("mnist-cdcgan", 1)
+            .unwrap()
+            .config(digits())
+            .unwrap();
+        config.discriminator.net.layers.insert(
+            0,
+            Layer::Reshape {
+                shape: vec![11, 784, 1],
+            },
+        );
+        let e = ModelConfig::from_json(&config.to_json())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("layer 1 (conv2d)") && e.contains("784×1"), "{e}");
+
+        let narrow = Layer::Conv2d {
+            in_channels: 1,
+            out_channels: 1,
+            kernel: 4,
+            stride: 2,
+            padding: 1,
+            bias: false,
+        };
+        assert!(
+            narrow.output_shape(&[1, 28, 1]).is_err(),
+            "width 1 + 2 < kernel 4"
+        );
+        assert!(narrow.output_shape(&[1, 0, 4]).is_err(), "an empty input");
+        let huge = Layer::Reshape {
+            shape: vec![usize::MAX, 2],
+        };
+        assert!(huge.output_shape(&[2]).is_err(), "overflowing volume");
+        let wide = Layer::ConvTranspose2d {
+            in_channels: 1,
+            out_channels: 1,
+            kernel: 4,
+            stride: usize::MAX,
+            padding: 1,
+            bias: false,
+        };
+        assert!(wide.output_shape(&[1, 3, 3]).is_err(), "overflowing stride");
     }
 }

@@ -1,12 +1,13 @@
-//! GAN architectures as data, their candle modules, and the safetensors files that carry them.
+//! GAN architectures as data, their candle modules, the fast CPU kernels they train with, and
+//! the safetensors files that carry them.
 
 pub use gan_grid::atomic;
 pub mod checkpoint;
 pub mod config;
-pub mod cpu_conv;
-pub mod cpu_fused;
 pub mod error;
 pub mod gan;
+pub mod kernels;
+pub mod labels;
 pub mod net;
 pub mod params;
 

@@ -3,25 +3,16 @@
 use candle_core::{DType, Tensor, D};
 
 use crate::config::{Layer, NetConfig, SN_U};
-use crate::cpu_conv;
-use crate::cpu_fused::{self, Activation};
 use crate::error::{ModelError, Result};
-use crate::gan::{checked_labels, one_hot};
+use crate::kernels::fused::{self, Activation};
+use crate::kernels::{conv, Kernels};
+use crate::labels::{checked_labels, one_hot};
 use crate::params::{tensor_name, Params};
 
 /// BatchNorm epsilon, as PyTorch uses; the exporter folds with the same value.
 pub const BN_EPS: f64 = 1e-5;
 /// PyTorch's default BatchNorm momentum.
 pub const BN_MOMENTUM: f64 = 0.1;
-
-/// Which convolution code runs on CPU: candle's own ops (the reference) or `cpu_conv`'s GEMM
-/// lowering. Other devices always use candle's.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum ConvBackend {
-    Candle,
-    #[default]
-    Fast,
-}
 
 /// How a forward pass treats BatchNorm and the parameters.
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +47,7 @@ impl LabelPlanes<'_> {
 pub struct Net {
     pub config: NetConfig,
     pub params: Params,
-    pub backend: ConvBackend,
+    pub kernels: Kernels,
     /// Weight of a batch's statistics in the running ones (1/k averages k batches exactly).
     pub bn_momentum: f64,
     prefix: String,
@@ -67,7 +58,7 @@ impl Net {
         Self {
             config,
             params,
-            backend: ConvBackend::default(),
+            kernels: Kernels::default(),
             bn_momentum: BN_MOMENTUM,
             prefix: prefix.to_string(),
         }
@@ -109,7 +100,7 @@ impl Net {
                 let fused = layers.get(1).and_then(activation);
                 let y = self.labelled_conv(x, planes, (*stride, *padding), pass)?;
                 let consumed = 1 + fused.is_some() as usize;
-                (self.bias(0, *bias, y, pass, fused)?, consumed)
+                (self.bias_act(0, *bias, y, pass, fused)?, consumed)
             }
             (Some(planes), _) => (planes.append_to(x)?, 0),
         };
@@ -128,9 +119,7 @@ impl Net {
     }
 
     fn fast(&self, x: &Tensor) -> bool {
-        self.backend == ConvBackend::Fast
-            && x.device().is_cpu()
-            && x.dtype() == candle_core::DType::F32
+        self.kernels == Kernels::Fast && x.device().is_cpu() && x.dtype() == candle_core::DType::F32
     }
 
     fn get(&self, layer: usize, name: &str, pass: Pass) -> Result<Tensor> {
@@ -195,14 +184,14 @@ impl Net {
             )));
         }
         let labels = checked_labels(planes.labels, planes.classes)?;
-        let y = cpu_conv::conv2d(images, &w.narrow(1, 0, channels)?, stride, padding)?;
+        let y = conv::conv2d(images, &w.narrow(1, 0, channels)?, stride, padding)?;
         // [cout, classes, k, k] → one single-channel kernel per (label, output channel).
         let kernels = w
             .narrow(1, channels, planes.classes)?
             .transpose(0, 1)?
             .reshape((planes.classes * cout, 1, k, k))?;
         let ones = Tensor::ones((1, 1, h, wd), DType::F32, images.device())?;
-        let maps = cpu_conv::conv2d(&ones, &kernels, stride, padding)?;
+        let maps = conv::conv2d(&ones, &kernels, stride, padding)?;
         let (_, _, oh, ow) = maps.dims4()?;
         let per_label = maps.reshape((planes.classes, cout, oh, ow))?;
         Ok((y + per_label.index_select(&labels, 0)?)?)
@@ -223,7 +212,7 @@ impl Net {
         let y = match layer {
             Layer::Linear { bias, .. } => {
                 let y = x.matmul(&self.weight(i, pass)?.t()?)?;
-                self.bias(i, *bias, y, pass, act)?
+                self.bias_act(i, *bias, y, pass, act)?
             }
             Layer::Conv2d {
                 stride,
@@ -233,11 +222,11 @@ impl Net {
             } => {
                 let w = self.weight(i, pass)?;
                 let y = if fast {
-                    cpu_conv::conv2d(x, &w, *stride, *padding)?
+                    conv::conv2d(x, &w, *stride, *padding)?
                 } else {
                     x.conv2d(&w, *padding, *stride, 1, 1)?
                 };
-                self.bias(i, *bias, y, pass, act)?
+                self.bias_act(i, *bias, y, pass, act)?
             }
             Layer::ConvTranspose2d {
                 stride,
@@ -247,14 +236,14 @@ impl Net {
             } => {
                 let w = self.weight(i, pass)?;
                 let y = if fast {
-                    cpu_conv::conv_transpose2d(x, &w, *stride, *padding)?
+                    conv::conv_transpose2d(x, &w, *stride, *padding)?
                 } else {
                     x.conv_transpose2d(&w, *padding, 0, *stride, 1)?
                 };
-                self.bias(i, *bias, y, pass, act)?
+                self.bias_act(i, *bias, y, pass, act)?
             }
             Layer::BatchNorm2d { .. } if fast && pass.train => {
-                let (y, stats) = cpu_fused::batch_norm_act(
+                let (y, stats) = fused::batch_norm_act(
                     x,
                     &self.get(i, "weight", pass)?,
                     &self.get(i, "bias", pass)?,
@@ -274,7 +263,7 @@ impl Net {
             Layer::Flatten => x.flatten_from(1)?,
             Layer::MinibatchStddev => minibatch_stddev(x)?,
             Layer::Relu | Layer::LeakyRelu { .. } | Layer::Tanh if fast => {
-                cpu_fused::bias_act(x, None, activation(layer).expect("an activation"))?
+                fused::bias_act(x, None, activation(layer).expect("an activation"))?
             }
             Layer::Relu => x.relu()?,
             Layer::LeakyRelu { slope } => {
@@ -292,7 +281,7 @@ impl Net {
                 let embedded = self.get(i, "embed", pass)?.index_select(&labels, 0)?;
                 let y =
                     (x.matmul(&self.weight(i, pass)?.t()?)? + (x * embedded)?.sum_keepdim(1)?)?;
-                self.bias(i, true, y, pass, act)?
+                self.bias_act(i, true, y, pass, act)?
             }
         };
         // Layers that cannot fuse the activation run it on their own.
@@ -306,14 +295,14 @@ impl Net {
                         | Layer::Projection { .. }
                 ) =>
             {
-                Ok((cpu_fused::bias_act(&y, None, a)?, consumed))
+                Ok((fused::bias_act(&y, None, a)?, consumed))
             }
             _ => Ok((y, consumed)),
         }
     }
 
     /// Adds the bias (and the fused activation) to a linear/conv output.
-    fn bias(
+    fn bias_act(
         &self,
         i: usize,
         has_bias: bool,
@@ -329,7 +318,7 @@ impl Net {
         if self.fast(&x) {
             return Ok(match (bias, act) {
                 (None, None) => x,
-                (b, a) => cpu_fused::bias_act(&x, b.as_ref(), a.unwrap_or(Activation::Identity))?,
+                (b, a) => fused::bias_act(&x, b.as_ref(), a.unwrap_or(Activation::Identity))?,
             });
         }
         let Some(b) = bias else { return Ok(x) };

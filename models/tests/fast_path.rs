@@ -6,7 +6,7 @@ mod common;
 
 use candle_core::{Device, Tensor};
 use common::rel_err;
-use gan_models::net::ConvBackend;
+use gan_models::kernels::Kernels;
 use gan_models::{Architecture, DatasetInfo, Discriminator, Generator};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -23,12 +23,12 @@ fn info(classes: usize) -> DatasetInfo {
 fn compare(arch: Architecture, classes: usize, batch: usize) {
     let config = arch.config(info(classes)).unwrap();
     let device = Device::Cpu;
-    let run = |backend: ConvBackend| {
+    let run = |backend: Kernels| {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let mut g = Generator::init(config.generator.clone(), &mut rng, &device).unwrap();
         let mut d = Discriminator::init(config.discriminator.clone(), &mut rng, &device).unwrap();
-        g.net.backend = backend;
-        d.net.backend = backend;
+        g.net.kernels = backend;
+        d.net.kernels = backend;
         let latent = config.generator.latent_dim;
         let z: Vec<f32> = (0..batch * latent)
             .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
@@ -78,8 +78,8 @@ fn compare(arch: Architecture, classes: usize, batch: usize) {
         }
         named
     };
-    let fast = run(ConvBackend::Fast);
-    let reference = run(ConvBackend::Candle);
+    let fast = run(Kernels::Fast);
+    let reference = run(Kernels::Candle);
     for ((name, f), (_, r)) in fast.iter().zip(&reference) {
         let e = rel_err(f, r);
         assert!(e <= 1e-4, "{name}: relative error {e}");

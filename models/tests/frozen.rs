@@ -2,7 +2,7 @@
 //! gradients for G, the same running-statistics update, and no gradient for any D parameter.
 
 use candle_core::{Device, Tensor};
-use gan_models::net::ConvBackend;
+use gan_models::kernels::Kernels;
 use gan_models::{Architecture, DatasetInfo, Discriminator, Generator};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -19,13 +19,13 @@ fn frozen_d_passes_gradients_to_g_only() {
         .config(info)
         .unwrap();
     let device = Device::Cpu;
-    for backend in [ConvBackend::Fast, ConvBackend::Candle] {
+    for backend in [Kernels::Fast, Kernels::Candle] {
         let run = |frozen: bool| {
             let mut rng = ChaCha8Rng::seed_from_u64(3);
             let mut g = Generator::init(config.generator.clone(), &mut rng, &device).unwrap();
             let mut d =
                 Discriminator::init(config.discriminator.clone(), &mut rng, &device).unwrap();
-            (g.net.backend, d.net.backend) = (backend, backend);
+            (g.net.kernels, d.net.kernels) = (backend, backend);
             let z: Vec<f32> = (0..600)
                 .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
                 .collect();

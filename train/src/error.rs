@@ -7,8 +7,18 @@ pub enum TrainError {
     Data { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
-    #[error("invalid option: {0}")]
-    Option(String),
+    /// A training or evaluation setting outside what it can be.
+    #[error("invalid setting: {0}")]
+    Setting(String),
+    /// Images or features that a metric cannot score (too few, wrong shape).
+    #[error("cannot score: {0}")]
+    Metric(String),
+    /// A dataset whose parts disagree (pixels, labels, shapes).
+    #[error("invalid dataset: {0}")]
+    Dataset(String),
+    /// A checkpoint's optimizer state that is missing or does not fit the model.
+    #[error("optimizer state `{key}`: {problem}")]
+    OptimizerState { key: String, problem: String },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -20,6 +30,9 @@ pub enum TrainError {
     Candle(#[from] candle_core::Error),
     #[error(transparent)]
     Image(#[from] gan_grid::GridError),
+    /// An ONNX model that breaks the contract, or ONNX Runtime failing.
+    #[error(transparent)]
+    Contract(#[from] gan_contract::ContractError),
 }
 
 impl TrainError {

@@ -1,25 +1,11 @@
-//! Training GANs with candle: datasets, the adversarial loop, checkpoints, samples and metrics.
+//! Training GANs with candle, in three parts that data flows through one way: datasets in,
+//! the adversarial loop and its checkpoints, and the evaluation of what a run made.
 
-pub mod augment;
-pub mod bench;
-pub mod checkpoint;
-pub mod dataset;
-pub mod diversity;
-pub mod ema;
+pub mod architecture;
+pub mod data;
 pub mod error;
-pub mod eval;
-pub mod fid;
-pub mod folder;
-pub mod judge;
-pub mod losses;
-pub mod metrics;
-pub mod mnist;
-pub mod onnx_generator;
-pub mod optim;
-pub mod recipe;
-pub mod rng;
-pub mod samples;
-pub mod swd;
-pub mod trainer;
+pub mod evaluation;
+pub mod preset;
+pub mod training;
 
 pub use error::{Result, TrainError};

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use candle_core::Device;
-use gan_train::eval::{score_digits, Reference};
-use gan_train::fid::fid;
-use gan_train::judge::{images, train_judge, Judge, FEATURES};
-use gan_train::mnist::{self, Split};
+use gan_train::data::mnist::{self, Split};
+use gan_train::evaluation::eval::{score_digits, Reference};
+use gan_train::evaluation::fid::fid;
+use gan_train::evaluation::judge::{images, train_judge, Judge, FEATURES};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -39,7 +39,7 @@ fn shipped_judge_reads_the_fixture_digits() {
     assert!(judge.test_accuracy >= 0.99, "{}", judge.test_accuracy);
     let test = mnist::load(&fixture(), Split::Test).unwrap();
     let got = judge.judge(&images(&test), &Device::Cpu).unwrap();
-    let acc = gan_train::judge::accuracy(&got.predictions, test.labels());
+    let acc = gan_train::evaluation::judge::accuracy(&got.predictions, test.labels());
     assert!(acc >= 0.97, "accuracy on the fixture's test digits: {acc}");
 }
 

@@ -4,16 +4,16 @@
 use std::path::Path;
 
 use candle_core::Device;
-use gan_models::net::ConvBackend;
+use gan_models::kernels::Kernels;
 use gan_models::Architecture;
-use gan_train::checkpoint::Models;
-use gan_train::mnist::{self, Split};
-use gan_train::optim::AdamConfig;
-use gan_train::recipe::Recipe;
-use gan_train::rng::{permutation, stream, Purpose};
-use gan_train::trainer::train_step;
+use gan_train::data::mnist::{self, Split};
+use gan_train::training::checkpoint::Models;
+use gan_train::training::optim::AdamConfig;
+use gan_train::training::recipe::Recipe;
+use gan_train::training::rng::{permutation, stream, Purpose};
+use gan_train::training::trainer::train_step;
 
-fn losses(backend: ConvBackend) -> Vec<(f32, f32)> {
+fn losses(backend: Kernels) -> Vec<(f32, f32)> {
     let data = mnist::load(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist"),
         Split::Train,
@@ -33,7 +33,7 @@ fn losses(backend: ConvBackend) -> Vec<(f32, f32)> {
         &Device::Cpu,
     )
     .unwrap();
-    models.set_conv_backend(backend);
+    models.set_kernels(backend);
     let order = permutation(4, 0, data.len());
     (0..10)
         .map(|step| {
@@ -48,8 +48,8 @@ fn losses(backend: ConvBackend) -> Vec<(f32, f32)> {
 
 #[test]
 fn fast_path_follows_the_reference_loss_curve() {
-    let fast = losses(ConvBackend::Fast);
-    let reference = losses(ConvBackend::Candle);
+    let fast = losses(Kernels::Fast);
+    let reference = losses(Kernels::Candle);
     for (step, ((fd, fg), (rd, rg))) in fast.iter().zip(&reference).enumerate() {
         let close = |a: f32, b: f32| (a - b).abs() <= 1e-3 * b.abs().max(1.0);
         assert!(

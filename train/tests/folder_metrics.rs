@@ -2,9 +2,9 @@
 //! real against real sits at the floor, and a collapsed generator is flagged by every metric.
 
 use gan_models::DatasetInfo;
-use gan_train::dataset::Dataset;
-use gan_train::eval::{score_images, FolderReference};
-use gan_train::swd::{swd, ImageSet};
+use gan_train::data::dataset::Dataset;
+use gan_train::evaluation::eval::{score_images, FolderReference};
+use gan_train::evaluation::swd::{swd, ImageSet};
 use rand::{Rng, SeedableRng};
 
 const SIDE: usize = 32;

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
-use gan_models::{Architecture, LoadedGenerator, TensorFile, Weights};
-use gan_train::folder::decode_image;
-use gan_train::mnist::{decode_idx, IMAGES_MAGIC, LABELS_MAGIC};
+use gan_models::{Architecture, LoadedGenerator, ModelConfig, TensorFile, Weights};
+use gan_train::data::folder::decode_image;
+use gan_train::data::mnist::{decode_idx, IMAGES_MAGIC, LABELS_MAGIC};
 
 /// The committed inputs of one fuzz target.
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -51,7 +51,7 @@ fn image_folder_inputs() {
 fn checkpoint_inputs() {
     let expected = Architecture::from_name("mnist-cdcgan", 1)
         .unwrap()
-        .config(gan_train::mnist::info())
+        .config(gan_train::data::mnist::info())
         .unwrap();
     for (path, data) in inputs("checkpoint") {
         for weights in [Weights::Inference, Weights::Trained] {
@@ -60,7 +60,25 @@ fn checkpoint_inputs() {
             }
         }
         if let Ok(file) = TensorFile::parse(&data, &path, &Device::Cpu) {
-            let _ = gan_train::checkpoint::from_file(file, &path, &expected);
+            let _ = gan_train::training::checkpoint::from_file(file, &path, &expected);
         }
     }
+}
+
+#[test]
+fn model_config_inputs() {
+    let mut valid = 0;
+    for (path, data) in inputs("model_config") {
+        if let Ok(config) = ModelConfig::from_json(&String::from_utf8_lossy(&data)) {
+            config.generator.net.macs().unwrap();
+            let _ = config.discriminator.net.macs();
+            valid += 1;
+        } else {
+            assert!(
+                !path.ends_with("mnist-cdcgan.json"),
+                "the shipped config parses"
+            );
+        }
+    }
+    assert!(valid >= 2, "the shipped models' configs parse");
 }

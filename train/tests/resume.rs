@@ -5,12 +5,12 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use candle_core::Device;
-use gan_models::net::ConvBackend;
+use gan_models::kernels::Kernels;
 use gan_models::{Architecture, TensorFile};
-use gan_train::mnist::{self, Split};
-use gan_train::optim::AdamConfig;
-use gan_train::recipe::{LossKind, Recipe};
-use gan_train::trainer::{train, Outcome, TrainOptions};
+use gan_train::data::mnist::{self, Split};
+use gan_train::training::optim::AdamConfig;
+use gan_train::training::recipe::{LossKind, Recipe};
+use gan_train::training::trainer::{train, Outcome, TrainOptions};
 
 fn fixture() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist")
@@ -38,7 +38,7 @@ fn options(epochs: u64, resume: bool, max_steps: Option<u64>) -> TrainOptions {
         log_every: 4,
         progress: false,
         max_steps,
-        conv: ConvBackend::Fast,
+        kernels: Kernels::Fast,
     }
 }
 

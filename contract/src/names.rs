@@ -1,0 +1,35 @@
+//! The names and versions an exported generator is held to.
+
+/// ONNX opset of the exported graph: ONNX Runtime ≥ 1.16 loads it.
+pub const OPSET: i64 = 17;
+/// ONNX IR version matching [`OPSET`].
+pub const IR_VERSION: i64 = 8;
+/// Input: float32 `[N, latent_dim]`, standard normal.
+pub const INPUT_Z: &str = "z";
+/// Input of class-conditional models only: int64 `[N]`, a class index per image.
+pub const INPUT_LABEL: &str = "label";
+/// Value of [`keys::KIND`] in a generator safetensors file.
+pub const KIND_GENERATOR: &str = "generator";
+/// Output: float32 `[N, C, H, W]` in `[-1, 1]`.
+pub const OUTPUT_IMAGE: &str = "image";
+
+/// Keys of the ONNX `metadata_props` and of the generator safetensors' `__metadata__`.
+pub mod keys {
+    pub const FORMAT_VERSION: &str = "format_version";
+    pub const MODEL_NAME: &str = "model_name";
+    pub const ARCHITECTURE: &str = "architecture";
+    pub const DATASET: &str = "dataset";
+    pub const LATENT_DIM: &str = "latent_dim";
+    pub const NUM_CLASSES: &str = "num_classes";
+    /// A JSON list of strings, one per class, in class-index order.
+    pub const CLASS_NAMES: &str = "class_names";
+    pub const CHANNELS: &str = "channels";
+    pub const HEIGHT: &str = "height";
+    pub const WIDTH: &str = "width";
+    /// The dataset's attribution and licence text, shown beside what the model draws.
+    pub const ATTRIBUTION: &str = "attribution";
+    /// The full training-side model config as JSON (opaque to runtimes).
+    pub const CONFIG: &str = "config";
+    /// Safetensors only: `generator` or `checkpoint`.
+    pub const KIND: &str = "kind";
+}

@@ -1,0 +1,162 @@
+//! `edge-runtime`'s command line: every subcommand and flag, with its help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use gan_edge_runtime::display::{Display, DisplayOptions};
+use gan_edge_runtime::model::Generator;
+use gan_edge_runtime::model_watch::ModelWatch;
+
+#[derive(Parser)]
+#[command(
+    name = "edge-runtime",
+    version,
+    about = "Run an exported GAN generator (ONNX Runtime) and show its images"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args)]
+pub struct ModelArgs {
+    /// The generator, as written by `export --onnx`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The ONNX Runtime library (else ORT_DYLIB_PATH, else the place scripts/fetch-onnxruntime uses).
+    #[arg(long)]
+    pub ort_lib: Option<PathBuf>,
+    /// Intra-op threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> anyhow::Result<Generator> {
+        Ok(Generator::load(
+            &self.model,
+            self.ort_lib.as_deref(),
+            self.threads,
+        )?)
+    }
+
+    pub fn watch(&self) -> ModelWatch {
+        ModelWatch::new(&self.model, self.ort_lib.as_deref(), self.threads)
+    }
+}
+
+#[derive(Args)]
+pub struct DisplayArgs {
+    /// fb:/dev/fb0 | png:PATH (`{n}` numbers frames) | term | spi:... (feature spi)
+    #[arg(long, default_value = "fb:/dev/fb0")]
+    pub display: String,
+    /// Geometry WxH for a framebuffer that is a plain file (testing, headless).
+    #[arg(long)]
+    pub fb_geometry: Option<String>,
+    /// Pixel format of a file framebuffer: rgb565, xrgb8888, argb8888.
+    #[arg(long, default_value = "rgb565")]
+    pub fb_format: String,
+    /// Canvas size WxH for png and term displays.
+    #[arg(long)]
+    pub size: Option<String>,
+}
+
+impl DisplayArgs {
+    pub fn open(&self) -> anyhow::Result<Display> {
+        Ok(Display::open(&DisplayOptions {
+            spec: &self.display,
+            fb_geometry: self.fb_geometry.as_deref(),
+            fb_format: &self.fb_format,
+            size: self.size.as_deref(),
+        })?)
+    }
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Write a grid of generated images as PNG.
+    Generate {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Number of images (1..=256).
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Class index for a conditional model (default: classes cycle across the grid).
+        #[arg(long, conflicts_with = "label_name")]
+        label: Option<usize>,
+        /// Class by name (e.g. "7").
+        #[arg(long)]
+        label_name: Option<String>,
+        /// Latent seed (default: random).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Upscale factor of the PNG.
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+        /// Output PNG path, or - for stdout.
+        #[arg(long)]
+        out: String,
+    },
+    /// Show images on a display, on demand (stdin keys, HTTP) and by timer. The model file is
+    /// reloaded when it changes (and on `r`, POST /reload or SIGHUP); if it disappears or a new
+    /// one does not load, the loaded model keeps running.
+    Kiosk {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        display: DisplayArgs,
+        /// Seconds between new images (0: only on demand).
+        #[arg(long, default_value_t = 5.0)]
+        interval: f64,
+        /// Morph smoothly between latent points (slerp) instead of jumping.
+        #[arg(long)]
+        walk: bool,
+        /// Frames per second of --walk.
+        #[arg(long, default_value_t = 10.0)]
+        fps: f32,
+        /// Frames between two latent points in --walk.
+        #[arg(long, default_value_t = 30)]
+        walk_steps: u32,
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Exit after this many frames.
+        #[arg(long)]
+        frames: Option<u64>,
+        /// HTTP address (loopback by default; use 0.0.0.0:8080 to expose it on purpose).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: String,
+        /// No HTTP endpoint.
+        #[arg(long)]
+        no_http: bool,
+        /// Ignore stdin (default: single keys from a terminal — 0-9 pick a digit, space/enter a new
+        /// image, q quits — or the same as lines from a pipe).
+        #[arg(long)]
+        no_stdin: bool,
+    },
+    /// Run the kiosk's frame loop flat out and report resident memory and frame latency per
+    /// window (exits non-zero if memory grows past --max-growth-mib after the first window).
+    Soak {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        display: DisplayArgs,
+        #[arg(long, default_value_t = 100_000)]
+        frames: u64,
+        /// Frames per report row.
+        #[arg(long, default_value_t = 10_000)]
+        report_every: u64,
+        /// Allowed growth of resident memory from the first row to the last, MiB.
+        #[arg(long, default_value_t = 4.0)]
+        max_growth_mib: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Latency at batch 1 and throughput at batch 64, as a table.
+    Bench {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Timed runs per row (the median is reported).
+        #[arg(long, default_value_t = 200)]
+        runs: usize,
+    },
+}

@@ -1,0 +1,70 @@
+//! The in-memory screen the PNG, terminal and SPI sinks draw into before they present it, and
+//! the clipping and size parsing every sink shares.
+
+use embedded_graphics::pixelcolor::{Rgb888, RgbColor};
+use embedded_graphics::prelude::*;
+
+use crate::error::{EdgeError, Result};
+
+/// A `size` screen of RGB pixels, row-major, black at first.
+pub struct Canvas {
+    size: Size,
+    pixels: Vec<Rgb888>,
+}
+
+impl Canvas {
+    pub fn new(size: Size) -> Self {
+        Self {
+            size,
+            pixels: vec![Rgb888::BLACK; (size.width * size.height) as usize],
+        }
+    }
+
+    /// Every pixel, row by row.
+    pub fn pixels(&self) -> &[Rgb888] {
+        &self.pixels
+    }
+}
+
+/// The (x, y) of a point inside `size`, or None: sinks clip every pixel with this.
+pub fn inside(p: Point, size: Size) -> Option<(usize, usize)> {
+    (p.x >= 0 && p.y >= 0 && (p.x as u32) < size.width && (p.y as u32) < size.height)
+        .then_some((p.x as usize, p.y as usize))
+}
+
+/// `WxH` with both sides in 1..=4096.
+pub fn parse_size(s: &str) -> Result<Size> {
+    let bad = || EdgeError::Display {
+        target: s.into(),
+        message: "size must be WxH, e.g. 320x240 (1..=4096)".into(),
+    };
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h): (u32, u32) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
+    if !(1..=4096).contains(&w) || !(1..=4096).contains(&h) {
+        return Err(bad());
+    }
+    Ok(Size::new(w, h))
+}
+
+impl OriginDimensions for Canvas {
+    fn size(&self) -> Size {
+        self.size
+    }
+}
+
+impl DrawTarget for Canvas {
+    type Color = Rgb888;
+    type Error = std::convert::Infallible;
+
+    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
+        &mut self,
+        pixels: I,
+    ) -> Result<(), Self::Error> {
+        for Pixel(p, c) in pixels {
+            if let Some((x, y)) = inside(p, self.size) {
+                self.pixels[y * self.size.width as usize + x] = c;
+            }
+        }
+        Ok(())
+    }
+}

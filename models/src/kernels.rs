@@ -1,0 +1,19 @@
+//! The fast CPU kernels of a training step, in one place: convolutions lowered to GEMM, fused
+//! BatchNorm/bias + activation, the in-place Adam update, and the process settings they need.
+//! [`Kernels`] chooses between them and candle's own ops (the reference they are tested against).
+
+pub mod adam;
+pub mod conv;
+pub mod fused;
+pub mod process;
+pub mod storage;
+
+/// Which code runs a CPU training step's convolutions, BatchNorm + activation and Adam update:
+/// these kernels or candle's own ops. Other devices always use candle's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Kernels {
+    /// candle's ops: the reference.
+    Candle,
+    #[default]
+    Fast,
+}

@@ -1,0 +1,107 @@
+//! From the options a run asks for to the [`Architecture`] it trains: defaults by dataset, and
+//! a clear refusal of options the chosen architecture does not have.
+
+use gan_models::Architecture;
+
+use crate::error::{Result, TrainError};
+
+/// What a run may ask of its architecture; `Default` is each architecture's reference network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchitectureOptions {
+    /// `mnist-cdcgan` or `dcgan64`; `None` picks by dataset (labelled digits or a folder).
+    pub name: Option<String>,
+    /// mnist-cdcgan: channel multiplier.
+    pub width: usize,
+    /// dcgan64: G's base width.
+    pub ngf: usize,
+    /// dcgan64: D's base width.
+    pub ndf: usize,
+    pub minibatch_stddev: bool,
+    pub spectral_norm: bool,
+    /// mnist-cdcgan only: a projection discriminator.
+    pub projection: bool,
+    /// mnist-cdcgan only: G's last step at 28×28.
+    pub g_full_res: bool,
+    /// mnist-cdcgan only: a third D convolution.
+    pub deep_d: bool,
+}
+
+impl Default for ArchitectureOptions {
+    fn default() -> Self {
+        Self {
+            name: None,
+            width: 1,
+            ngf: 64,
+            ndf: 64,
+            minibatch_stddev: false,
+            spectral_norm: false,
+            projection: false,
+            g_full_res: false,
+            deep_d: false,
+        }
+    }
+}
+
+/// The architecture a dataset trains when none is named.
+pub fn default_name(labelled_digits: bool) -> &'static str {
+    if labelled_digits {
+        "mnist-cdcgan"
+    } else {
+        "dcgan64"
+    }
+}
+
+impl ArchitectureOptions {
+    /// The architecture name this run trains.
+    pub fn resolved_name(&self, labelled_digits: bool) -> &str {
+        self.name
+            .as_deref()
+            .unwrap_or_else(|| default_name(labelled_digits))
+    }
+
+    /// The architecture for images of `channels` channels; `labelled_digits` picks the default.
+    pub fn build(&self, channels: usize, labelled_digits: bool) -> Result<Architecture> {
+        let name = self.resolved_name(labelled_digits);
+        let mut arch = Architecture::from_name(name, channels)?;
+        match &mut arch {
+            Architecture::MnistCdcgan {
+                width,
+                spectral_norm,
+                minibatch_stddev,
+                projection,
+                full_res,
+                deep_d,
+            } => {
+                *width = self.width.max(1);
+                *spectral_norm = self.spectral_norm;
+                *minibatch_stddev = self.minibatch_stddev;
+                *projection = self.projection;
+                *full_res = self.g_full_res;
+                *deep_d = self.deep_d;
+            }
+            Architecture::Dcgan64 {
+                ngf,
+                ndf,
+                minibatch_stddev,
+                spectral_norm,
+                ..
+            } => {
+                let only_mnist = [
+                    (self.projection, "projection (it needs class labels)"),
+                    (self.g_full_res, "g-full-res"),
+                    (self.deep_d, "deep-d"),
+                ];
+                if let Some((_, option)) = only_mnist.iter().find(|(on, _)| *on) {
+                    return Err(TrainError::Setting(format!(
+                        "{option} is an option of mnist-cdcgan, not {name}"
+                    )));
+                }
+                *ngf = self.ngf.max(1);
+                *ndf = self.ndf.max(1);
+                *minibatch_stddev = self.minibatch_stddev;
+                *spectral_norm = self.spectral_norm;
+            }
+        }
+        Ok(arch)
+    }
+}

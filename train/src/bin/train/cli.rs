@@ -1,0 +1,269 @@
+//! `train`'s command line: every flag, its default and its help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "train",
+    version,
+    about = "Train a GAN (class-conditional DCGAN on MNIST, DCGAN on image folders) with candle",
+    long_about = "Train a GAN with candle.\n\n\
+        Examples:\n  train --dataset mnist --data data/mnist --out runs/mnist --epochs 30 --preset shipped\n  \
+        train --dataset folder --data faces/ --image-size 64 --out runs/faces --epochs 15 --preset shipped\n  \
+        train --dataset mnist --data data/mnist --out runs/mnist --epochs 40 --resume\n  \
+        train classifier --data data/mnist --out models/pretrained/mnist-judge.safetensors\n  \
+        train eval --model models/pretrained/mnist-cdcgan.onnx --data data/mnist\n  \
+        train bench",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Measure training images/s of the reference architectures on synthetic data.
+    Bench(BenchArgs),
+    /// Train the digit judge (a small CNN on MNIST) that `eval` scores generators with.
+    Classifier(ClassifierArgs),
+    /// Score a generator. Digits: judge accuracy on requested digits, class distribution, FID
+    /// vs the MNIST test set. Image folders: multi-scale SWD, diversity ratio, near-duplicate
+    /// rate. Each next to the same numbers for real images.
+    Eval(EvalArgs),
+}
+
+#[derive(Args)]
+pub struct ClassifierArgs {
+    /// MNIST directory (the four IDX files, .gz or not).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Where to write the judge (safetensors).
+    #[arg(long, default_value = DEFAULT_JUDGE)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 6)]
+    pub epochs: u64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Use only the first N training images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Generator: .onnx (run in ONNX Runtime), or a safetensors generator file / training
+    /// checkpoint (run in candle).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Digits: the MNIST directory (its test set is the reference, its training set gives the
+    /// floor). Other images: the image folder the model was trained on.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The digit judge written by `train classifier`.
+    #[arg(long, default_value = DEFAULT_JUDGE)]
+    pub judge: PathBuf,
+    /// Generated samples (and real images per side of the floor).
+    #[arg(short, long, default_value_t = 10_000)]
+    pub n: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Score a checkpoint's trained weights instead of their EMA copy.
+    #[arg(long)]
+    pub trained_weights: bool,
+    /// ONNX Runtime library (default: the usual places, see `scripts/fetch-onnxruntime`).
+    #[arg(long)]
+    pub ort_lib: Option<PathBuf>,
+    /// Also write the first 64 scored images as an 8×8 PNG grid (to see what the numbers mean).
+    #[arg(long)]
+    pub grid: Option<PathBuf>,
+}
+
+pub const DEFAULT_JUDGE: &str = "models/pretrained/mnist-judge.safetensors";
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum DatasetKind {
+    /// MNIST IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]).
+    Mnist,
+    /// A folder of PNG/JPEG images (unlabelled).
+    Folder,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KernelsArg {
+    /// im2col/col2im + GEMM convolutions, fused BatchNorm/bias + activation and an in-place
+    /// Adam update, as custom ops (CPU only).
+    Fast,
+    /// candle's own ops for all of it (the reference path).
+    Candle,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchKernels {
+    Fast,
+    Candle,
+    /// Both, alternating.
+    Both,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PresetArg {
+    /// What the shipped model of the dataset was trained with (mnist: projection D, spectral
+    /// norm, hinge, --deep-d, --g-full-res; folders: --ngf 32 --ndf 32, minibatch stddev,
+    /// DiffAugment, hinge); EMA 0.999.
+    Shipped,
+    /// The PyTorch reference's DCGAN recipe: BCE with the non-saturating G loss, no label
+    /// smoothing, no EMA, no augmentation.
+    Classic,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LossArg {
+    /// BCE on logits for D, non-saturating −log D(G(z)) for G (DCGAN).
+    Bce,
+    /// Hinge: D minimises relu(1 − D(x)) + relu(1 + D(G(z))), G minimises −D(G(z)).
+    Hinge,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum DeviceKind {
+    Cpu,
+    /// Needs a build with `--features cuda`.
+    Cuda,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Dataset format.
+    #[arg(long, value_enum, required = true)]
+    pub dataset: Option<DatasetKind>,
+    /// Dataset directory.
+    #[arg(long, required = true)]
+    pub data: Option<PathBuf>,
+    /// Run directory: checkpoint, samples/, metrics.csv, loss.png.
+    #[arg(long, required = true)]
+    pub out: Option<PathBuf>,
+    /// Total epochs (a resumed run continues up to this count).
+    #[arg(long, default_value_t = 20)]
+    pub epochs: u64,
+    /// Architecture: mnist-cdcgan (default for mnist) or dcgan64 (default for folders).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Channel width multiplier of mnist-cdcgan (1 = the reference network).
+    #[arg(long, default_value_t = 1)]
+    pub width: usize,
+    /// dcgan64: G's base width (64 = PyTorch examples/dcgan, ~105 M MACs per image; 32 ≈ 27 M).
+    #[arg(long, default_value_t = 64)]
+    pub ngf: usize,
+    /// dcgan64: D's base width.
+    #[arg(long, default_value_t = 64)]
+    pub ndf: usize,
+    /// Give D a minibatch-stddev channel (ProGAN) before its last layer, so it can see a batch
+    /// lacks variety.
+    #[arg(long)]
+    pub minibatch_stddev: bool,
+    /// Spectral norm on every D weight, in place of D's BatchNorm (SNGAN; pairs with --loss hinge).
+    #[arg(long)]
+    pub spectral_norm: bool,
+    /// mnist-cdcgan: D ends in a projection of its features onto a learned label embedding
+    /// (projection discriminator) instead of seeing the label as input planes.
+    #[arg(long)]
+    pub projection: bool,
+    /// mnist-cdcgan: G's last upsampling makes 12 feature maps at 28×28 (BatchNorm, ReLU) and a
+    /// 3×3 convolution turns them into the image, instead of one ConvTranspose from 14×14
+    /// features straight to pixels (9.6 M MACs per image instead of 7.3 M)
+    #[arg(long)]
+    pub g_full_res: bool,
+    /// mnist-cdcgan: D gets a third convolution (3×3, stride 1, 128 channels) over its 7×7
+    /// features, so each of them sees 18×18 pixels instead of 10×10 (about twice D's cost)
+    #[arg(long)]
+    pub deep_d: bool,
+    /// A named recipe, set over the architecture and recipe options it names: `shipped` (what
+    /// models/pretrained was trained with) or `classic` (the PyTorch reference's DCGAN recipe).
+    #[arg(long, value_enum)]
+    pub preset: Option<PresetArg>,
+    /// Side of the square images a folder is resized to (dcgan64 needs 64).
+    #[arg(long, default_value_t = 64)]
+    pub image_size: usize,
+    /// Channels for folder images: 1 (gray) or 3 (RGB).
+    #[arg(long, default_value_t = 3)]
+    pub channels: usize,
+    /// Attribution/license text of a folder dataset, carried into checkpoints and exports.
+    #[arg(long, default_value = "")]
+    pub attribution: String,
+    /// Use only the first N images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Adam learning rate (both networks unless --lr-g / --lr-d say otherwise).
+    #[arg(long, default_value_t = 2e-4)]
+    pub lr: f64,
+    /// G's learning rate (two time-scale update rule when it differs from D's).
+    #[arg(long)]
+    pub lr_g: Option<f64>,
+    /// D's learning rate.
+    #[arg(long)]
+    pub lr_d: Option<f64>,
+    /// Adversarial loss.
+    #[arg(long, value_enum, default_value_t = LossArg::Bce)]
+    pub loss: LossArg,
+    /// One-sided label smoothing: D's target for real images is 1 − this (bce only).
+    #[arg(long, default_value_t = 0.0)]
+    pub label_smoothing: f64,
+    /// Decay of the EMA of G's weights that samples and exports use; 0 turns it off.
+    #[arg(long, default_value_t = 0.999)]
+    pub ema_decay: f64,
+    /// DiffAugment: random colour, shift and cut-out on every image D sees, real and generated
+    /// (keeps D from memorising a small dataset, e.g. faces).
+    #[arg(long)]
+    pub diff_augment: bool,
+    #[arg(long, default_value_t = 0.5)]
+    pub beta1: f64,
+    #[arg(long, default_value_t = 0.999)]
+    pub beta2: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Continue the run in --out from its checkpoint (its seed, batch size, Adam settings,
+    /// architecture and recipe).
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+    /// Steps per metrics.csv row.
+    #[arg(long, default_value_t = 50)]
+    pub log_every: u64,
+    /// Stop after this many steps (writes a checkpoint as Ctrl-C does).
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// CPU kernels for convolutions, BatchNorm + activation and the Adam update.
+    #[arg(long, alias = "conv", value_enum, default_value_t = KernelsArg::Fast)]
+    pub kernels: KernelsArg,
+    /// No progress bar (logs only).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// mnist-cdcgan, dcgan64 or all.
+    #[arg(long, default_value = "all")]
+    pub arch: String,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+    /// CPU kernels: fast, candle, or both (alternating).
+    #[arg(long, alias = "conv", value_enum, default_value_t = BenchKernels::Both)]
+    pub kernels: BenchKernels,
+}

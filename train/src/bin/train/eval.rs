@@ -1,0 +1,100 @@
+//! `train eval`: scores a generator file against real data, digits with the judge and FID,
+//! image folders with SWD and diversity.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use candle_core::Device;
+use gan_models::Weights;
+use gan_train::data::{folder, mnist};
+use gan_train::evaluation::eval::{
+    image_table, sample, score_digits, score_images, FolderReference, Reference, Source,
+};
+use gan_train::evaluation::judge::Judge;
+use gan_train::training::samples::write_image_grid;
+
+use crate::cli::EvalArgs;
+
+/// Images in the `--grid` of `train eval`.
+const EVAL_GRID: usize = 64;
+
+pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let device = Device::Cpu;
+    if args.n < 2 {
+        bail!("-n must be at least 2 (FID needs a covariance)");
+    }
+    let weights = if args.trained_weights {
+        Weights::Trained
+    } else {
+        Weights::Inference
+    };
+    let mut source = Source::open(&args.model, weights, args.ort_lib.as_deref(), &device)?;
+    let shape = source.image_shape()?;
+    println!("model: {} ({})", args.model.display(), source.describe());
+    if shape == [1, 28, 28] {
+        eval_digits(&args, &mut source, &device)
+    } else {
+        eval_folder(&args, &mut source, shape, &device)
+    }
+}
+
+fn eval_digits(args: &EvalArgs, source: &mut Source, device: &Device) -> anyhow::Result<ExitCode> {
+    let judge = Judge::load(&args.judge, device).with_context(|| {
+        format!(
+            "cannot load the judge (train one with `train classifier --data MNIST_DIR --out {}`)",
+            args.judge.display()
+        )
+    })?;
+    let train = mnist::load(&args.data, mnist::Split::Train)?;
+    let test = mnist::load(&args.data, mnist::Split::Test)?;
+    let reference = Reference::new(&judge, &train, &test, args.n, args.seed, device)?;
+    let (images, requested) = sample(source, args.n, args.seed, device)?;
+    write_eval_grid(args, &images, [1, 28, 28])?;
+    let score = score_digits(&judge, &images, &requested, &reference, device)
+        .with_context(|| format!("scoring {}", args.model.display()))?;
+    println!(
+        "judge: {} (test accuracy {:.2} %)",
+        args.judge.display(),
+        judge.test_accuracy * 100.0
+    );
+    println!("real images per side of the floor: {}", reference.count);
+    println!("{score}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval_folder(
+    args: &EvalArgs,
+    source: &mut Source,
+    [channels, height, width]: [usize; 3],
+    device: &Device,
+) -> anyhow::Result<ExitCode> {
+    if height != width {
+        bail!("folder metrics need square images; the model makes {height}×{width}");
+    }
+    let data = folder::load(&args.data, height, channels, "")?;
+    let reference = FolderReference::new(&data, args.n, args.seed)?;
+    let (images, _) = sample(source, reference.count, args.seed, device)?;
+    write_eval_grid(args, &images, [channels, height, width])?;
+    let score = score_images(&images, &reference, args.seed)
+        .with_context(|| format!("scoring {}", args.model.display()))?;
+    let floor = reference.floor(args.seed)?;
+    println!(
+        "{} generated vs {} real images ({} more real images for the floor); {}",
+        score.samples,
+        reference.count,
+        reference.count,
+        args.data.display()
+    );
+    println!("{}", image_table(&score, &floor));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_eval_grid(args: &EvalArgs, images: &[f32], shape: [usize; 3]) -> anyhow::Result<()> {
+    let Some(path) = &args.grid else {
+        return Ok(());
+    };
+    let n = EVAL_GRID.min(images.len() / shape.iter().product::<usize>());
+    write_image_grid(images, n, shape, 8, path)?;
+    println!("grid of the first {n} images: {}", path.display());
+    Ok(())
+}

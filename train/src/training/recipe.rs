@@ -1,0 +1,63 @@
+//! The training recipe beyond Adam: the loss, label smoothing, an EMA of G and augmentation. It is stored in
+//! the checkpoint, so a resumed run keeps the recipe it started with.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+
+/// The adversarial loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossKind {
+    /// Binary cross-entropy for D, non-saturating −log D(G(z)) for G (DCGAN).
+    Bce,
+    /// Hinge: D minimises relu(1 − D(x)) + relu(1 + D(G(z))), G minimises −D(G(z)).
+    Hinge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Recipe {
+    pub loss: LossKind,
+    /// One-sided label smoothing: D's target for real images is `1 − label_smoothing` (BCE only).
+    pub label_smoothing: f64,
+    /// Decay of the exponential moving average of G's weights; 0 keeps no EMA.
+    pub ema_decay: f64,
+    /// DiffAugment (colour, translation, cutout) on everything D sees.
+    #[serde(default)]
+    pub diff_augment: bool,
+}
+
+impl Default for Recipe {
+    /// The classic DCGAN recipe (what checkpoints without a stored recipe were trained with).
+    fn default() -> Self {
+        Self {
+            loss: LossKind::Bce,
+            label_smoothing: 0.0,
+            ema_decay: 0.0,
+            diff_augment: false,
+        }
+    }
+}
+
+impl Recipe {
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..0.5).contains(&self.label_smoothing) {
+            return Err(TrainError::Setting(format!(
+                "label smoothing must be in [0, 0.5), not {}",
+                self.label_smoothing
+            )));
+        }
+        if self.label_smoothing > 0.0 && self.loss != LossKind::Bce {
+            return Err(TrainError::Setting(
+                "label smoothing applies to the bce loss only".into(),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.ema_decay) {
+            return Err(TrainError::Setting(format!(
+                "the EMA decay must be in [0, 1), not {}",
+                self.ema_decay
+            )));
+        }
+        Ok(())
+    }
+}
