@@ -32,7 +32,8 @@ fn train_steps(data: &Dataset, digits: bool, run: &Path, steps: u64) {
         .config(data.info.clone())
         .unwrap();
     let opts = TrainOptions {
-        epochs: 1,
+        // More epochs than the steps need: `max_steps` ends the run.
+        epochs: 100,
         batch_size: 8,
         adam_g: AdamConfig::default(),
         adam_d: AdamConfig::default(),

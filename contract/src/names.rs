@@ -33,3 +33,41 @@ pub mod keys {
     /// Safetensors only: `generator` or `checkpoint`.
     pub const KIND: &str = "kind";
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/onnx-contract.md is the contract in prose: every name here must appear in it as
+    /// code (`name`), so the page and the crate cannot drift apart.
+    #[test]
+    fn the_contract_page_names_every_constant() {
+        let page = include_str!("../../docs/onnx-contract.md");
+        let names = [
+            INPUT_Z,
+            INPUT_LABEL,
+            OUTPUT_IMAGE,
+            KIND_GENERATOR,
+            keys::FORMAT_VERSION,
+            keys::MODEL_NAME,
+            keys::ARCHITECTURE,
+            keys::DATASET,
+            keys::LATENT_DIM,
+            keys::NUM_CLASSES,
+            keys::CLASS_NAMES,
+            keys::CHANNELS,
+            keys::HEIGHT,
+            keys::WIDTH,
+            keys::ATTRIBUTION,
+            keys::CONFIG,
+            keys::KIND,
+        ];
+        for name in names {
+            assert!(
+                page.contains(&format!("`{name}`")),
+                "docs/onnx-contract.md lacks `{name}`"
+            );
+        }
+        assert!(page.contains(&format!("Opset {OPSET}, IR version {IR_VERSION}")));
+    }
+}

@@ -26,6 +26,32 @@ impl Canvas {
     }
 }
 
+/// Implements `OriginDimensions` and `DrawTarget` for a sink that draws into its field
+/// `canvas` and presents that on its own: `draws_on_canvas!(impl[] PngSink)`, or with the
+/// sink's generics, `draws_on_canvas!(impl[W: Write] TerminalSink<W>)`.
+macro_rules! draws_on_canvas {
+    (impl[$($generics:tt)*] $sink:ty) => {
+        impl<$($generics)*> OriginDimensions for $sink {
+            fn size(&self) -> Size {
+                self.canvas.size()
+            }
+        }
+
+        impl<$($generics)*> DrawTarget for $sink {
+            type Color = Rgb888;
+            type Error = std::convert::Infallible;
+
+            fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
+                &mut self,
+                pixels: I,
+            ) -> std::result::Result<(), Self::Error> {
+                self.canvas.draw_iter(pixels)
+            }
+        }
+    };
+}
+pub(crate) use draws_on_canvas;
+
 /// The (x, y) of a point inside `size`, or None: sinks clip every pixel with this.
 pub fn inside(p: Point, size: Size) -> Option<(usize, usize)> {
     (p.x >= 0 && p.y >= 0 && (p.x as u32) < size.width && (p.y as u32) < size.height)

@@ -7,7 +7,7 @@ use embedded_graphics::pixelcolor::{Rgb888, RgbColor};
 use embedded_graphics::prelude::*;
 use image::RgbImage;
 
-use crate::canvas::Canvas;
+use crate::canvas::{draws_on_canvas, Canvas};
 use crate::error::{EdgeError, Result};
 
 pub struct PngSink {
@@ -54,20 +54,4 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
-impl OriginDimensions for PngSink {
-    fn size(&self) -> Size {
-        self.canvas.size()
-    }
-}
-
-impl DrawTarget for PngSink {
-    type Color = Rgb888;
-    type Error = std::convert::Infallible;
-
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
-        &mut self,
-        pixels: I,
-    ) -> Result<(), Self::Error> {
-        self.canvas.draw_iter(pixels)
-    }
-}
+draws_on_canvas!(impl[] PngSink);

@@ -16,7 +16,7 @@ use mipidsi::models::{ILI9341Rgb565, ST7789};
 use mipidsi::options::ColorInversion;
 use mipidsi::Builder;
 
-use crate::canvas::{parse_size, Canvas};
+use crate::canvas::{draws_on_canvas, parse_size, Canvas};
 use crate::error::{EdgeError, Result};
 
 type Interface = SpiInterface<'static, SpidevDevice, CdevPin>;
@@ -158,20 +158,4 @@ impl SpiPanel {
     }
 }
 
-impl OriginDimensions for SpiPanel {
-    fn size(&self) -> Size {
-        self.canvas.size()
-    }
-}
-
-impl DrawTarget for SpiPanel {
-    type Color = Rgb888;
-    type Error = std::convert::Infallible;
-
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
-        &mut self,
-        pixels: I,
-    ) -> Result<(), Self::Error> {
-        self.canvas.draw_iter(pixels)
-    }
-}
+draws_on_canvas!(impl[] SpiPanel);

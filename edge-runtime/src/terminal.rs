@@ -6,7 +6,7 @@ use std::io::Write;
 use embedded_graphics::pixelcolor::{Rgb888, RgbColor};
 use embedded_graphics::prelude::*;
 
-use crate::canvas::Canvas;
+use crate::canvas::{draws_on_canvas, Canvas};
 use crate::error::{EdgeError, Result};
 
 pub struct TerminalSink<W: Write> {
@@ -58,23 +58,7 @@ impl<W: Write> TerminalSink<W> {
     }
 }
 
-impl<W: Write> OriginDimensions for TerminalSink<W> {
-    fn size(&self) -> Size {
-        self.canvas.size()
-    }
-}
-
-impl<W: Write> DrawTarget for TerminalSink<W> {
-    type Color = Rgb888;
-    type Error = std::convert::Infallible;
-
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
-        &mut self,
-        pixels: I,
-    ) -> Result<(), Self::Error> {
-        self.canvas.draw_iter(pixels)
-    }
-}
+draws_on_canvas!(impl[W: Write] TerminalSink<W>);
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use candle_core::{Device, Tensor};
+use gan_contract::{keys, ModelInfo, INPUT_LABEL, INPUT_Z, OUTPUT_IMAGE};
 use gan_export::graph::onnx_bytes;
 use gan_export::onnx_proto::ModelProto;
 use gan_export::verify::verify;
@@ -112,27 +113,19 @@ fn graph_is_an_inference_graph_with_the_contract_and_metadata() {
             .map(|i| i.name.clone().unwrap())
             .collect::<Vec<_>>()
     };
-    assert_eq!(names(&graph.input), ["z", "label"]);
-    assert_eq!(names(&graph.output), ["image"]);
+    assert_eq!(names(&graph.input), [INPUT_Z, INPUT_LABEL]);
+    assert_eq!(names(&graph.output), [OUTPUT_IMAGE]);
     let meta: BTreeMap<String, String> = model
         .metadata_props
         .iter()
         .map(|p| (p.key.clone().unwrap(), p.value.clone().unwrap()))
         .collect();
-    assert_eq!(meta["latent_dim"], "100");
-    assert_eq!(meta["num_classes"], "10");
-    assert_eq!(
-        (
-            meta["channels"].as_str(),
-            meta["height"].as_str(),
-            meta["width"].as_str()
-        ),
-        ("1", "28", "28")
-    );
-    assert_eq!(meta["attribution"], "Test data © nobody, CC0");
-    assert_eq!(meta["model_name"], "test-model");
-    let names: Vec<String> = serde_json::from_str(&meta["class_names"]).unwrap();
-    assert_eq!(names[3], "class 3");
+    let info = ModelInfo::from_metadata(|k| meta.get(k).cloned()).unwrap();
+    assert_eq!((info.latent_dim, info.num_classes()), (100, 10));
+    assert_eq!((info.channels, info.height, info.width), (1, 28, 28));
+    assert_eq!(info.attribution, "Test data © nobody, CC0");
+    assert_eq!(info.name, "test-model");
+    assert_eq!(info.class_names[3], "class 3");
     assert_eq!(ModelConfig::from_json(&meta[CONFIG_KEY]).unwrap(), config);
     // The safetensors side carries the same config.
     assert_eq!(loaded.metadata[CONFIG_KEY], meta[CONFIG_KEY]);
@@ -184,7 +177,7 @@ fn cli_writes_both_files_and_verifies() {
     );
     assert!(onnx.is_file());
     assert_eq!(
-        load_generator(&st, &Device::Cpu).unwrap().metadata["model_name"],
+        load_generator(&st, &Device::Cpu).unwrap().metadata[keys::MODEL_NAME],
         "digits"
     );
     // No output flag: both files beside the input.

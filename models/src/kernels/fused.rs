@@ -3,7 +3,7 @@
 //!
 //! With candle's generic ops these cost more than the convolutions themselves: every broadcast
 //! in the backward pass becomes a strided reduction over (N, H, W), and LeakyReLU's backward is a
-//! chain of comparisons and masks (ARCHITECTURE.md measured them 20–70× slower than PyTorch).
+//! chain of comparisons and masks (far slower than PyTorch's: docs/performance.md).
 //! Work is split by channel or by sample, never inside a sum, so results are deterministic.
 
 use candle_core::{

@@ -5,7 +5,7 @@ use std::mem::MaybeUninit;
 use candle_core::{bail, CpuStorage, Layout, Result};
 
 /// A vector of `len` f32 that `fill` writes in full: large outputs skip the zeroing that
-/// `vec![0.0; len]` does (4 % of a training step's CPU time in a profile).
+/// `vec![0.0; len]` does (measurable in a profile: docs/performance.md).
 ///
 /// # Safety
 /// `fill` must initialise every element of the slice it gets.

@@ -77,7 +77,7 @@ impl Adam {
                 .expect("moments exist for every param");
             if var.device().is_cpu() && !self.candle_ops {
                 // Three in-place passes instead of a dozen allocating candle ops per tensor
-                // (~3 % of an MNIST step).
+                // (docs/performance.md).
                 let step = AdamStep {
                     lr,
                     beta1,

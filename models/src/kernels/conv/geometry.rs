@@ -105,7 +105,7 @@ impl Geometry {
     /// split by row and column parity, plane (c, py, px) holding padded pixel (2i + py, 2j + px)
     /// at (i, j). Every im2col row is then a run of contiguous copies from one plane, and each
     /// pixel is gathered once instead of k²/4 times with a stride-2 gather per window row
-    /// (im2col and col2im were ~20 % of a 64×64 DCGAN step).
+    /// (im2col and col2im were a large share of a 64×64 DCGAN step: docs/performance.md).
     /// (Pixels outside the planes are read by no window: they get no column and a zero
     /// gradient.)
     pub(super) fn phased(&self) -> bool {

@@ -11,7 +11,7 @@ use crate::kernels::storage::slice;
 /// im2col columns computed by one pass and reused by a later one: a Conv2d's forward pass makes
 /// those of its input, which its weight gradient needs; a ConvTranspose2d's input gradient makes
 /// those of the output gradient, which its weight gradient needs too. (They are the same
-/// numbers; recomputing them cost ~15 % of a step.)
+/// numbers; recomputing them was a visible share of a step: docs/performance.md.)
 type Columns = Arc<Mutex<Option<Arc<Vec<f32>>>>>;
 
 /// The convolution itself: `(input, weight) → output`.

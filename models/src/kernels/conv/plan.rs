@@ -247,7 +247,7 @@ impl Plan {
     /// (`patches` from [`Plan::patches`]), split into column blocks across threads. gemm reads
     /// both operands along their contiguous dimension: the matrix side transposed per sample to
     /// `[N·cols, m]`, and dW written column-major, then transposed. In their natural layouts
-    /// gemm packed the patches (rows × K, rows K floats apart), 7–15 % of a 64×64 DCGAN step.
+    /// gemm packed the patches (rows × K, rows K floats apart), a cost docs/performance.md measures.
     pub(super) fn weight_grad(&self, matrix: &[f32], patches: &[f32]) -> Vec<f32> {
         let (g, m, n) = (self.g, self.m, self.n);
         let (rows, cols) = (g.rows(), g.cols());

@@ -22,7 +22,7 @@ pub(super) fn transpose_block(src: &[f32], rows: usize, cols: usize, c0: usize, 
 }
 
 /// [`transpose_block`] with each 8×8 tile transposed in AVX registers (LLVM leaves the
-/// portable tile loop scalar even with AVX2 enabled, and transposes were 3 % of a step).
+/// portable tile loop scalar even with AVX2 enabled; docs/performance.md).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn transpose_block_avx2(

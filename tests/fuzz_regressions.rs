@@ -1,9 +1,13 @@
-//! Every committed fuzz input (seeds and what the fuzzers found, under `fuzz/`) through the same
-//! calls the fuzz targets make, in plain `cargo test`: they must return, never panic.
+//! Every committed fuzz input of every target (seeds and what the fuzzers found, under `fuzz/`)
+//! through the same calls the fuzz targets make, in plain `cargo test`: they must return, never
+//! panic.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
+use gan_contract::ModelInfo;
+use gan_edge_runtime::http::parse_query;
 use gan_models::{Architecture, LoadedGenerator, ModelConfig, TensorFile, Weights};
 use gan_train::data::folder::decode_image;
 use gan_train::data::mnist::{decode_idx, IMAGES_MAGIC, LABELS_MAGIC};
@@ -81,4 +85,33 @@ fn model_config_inputs() {
         }
     }
     assert!(valid >= 2, "the shipped models' configs parse");
+}
+
+#[test]
+fn onnx_metadata_inputs() {
+    let mut accepted = 0;
+    for (_, data) in inputs("onnx_metadata") {
+        let text = String::from_utf8_lossy(&data);
+        let pairs: HashMap<&str, &str> = text
+            .split('\n')
+            .filter_map(|line| line.split_once('\0'))
+            .collect();
+        if let Ok(info) = ModelInfo::from_metadata(|k| pairs.get(k).map(|v| v.to_string())) {
+            accepted += 1;
+            let _ = info.image_len();
+            for label in ["0", "7", "seven", ""] {
+                let _ = info.class_index(label);
+            }
+        }
+    }
+    assert!(accepted > 0, "the shipped model's metadata seed is refused");
+}
+
+#[test]
+fn http_query_inputs() {
+    for (_, data) in inputs("http_query") {
+        if let Ok(query) = std::str::from_utf8(&data) {
+            let _ = parse_query(query);
+        }
+    }
 }
