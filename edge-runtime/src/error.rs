@@ -7,6 +7,13 @@ pub enum EdgeError {
     Request(String),
     #[error("display {target}: {message}")]
     Display { target: String, message: String },
+    /// A display's file or device failed (`action`: "cannot open", "write failed", …).
+    #[error("display {target}: {action}: {source}")]
+    DisplayIo {
+        target: String,
+        action: &'static str,
+        source: std::io::Error,
+    },
     /// The runtime's own state went wrong (e.g. a model that answered with the wrong size).
     #[error("{0}")]
     Runtime(String),

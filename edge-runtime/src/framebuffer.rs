@@ -229,10 +229,7 @@ impl Framebuffer {
             .create(true)
             .truncate(false)
             .open(path)
-            .map_err(|e| EdgeError::Display {
-                target: path.display().to_string(),
-                message: format!("cannot open: {e}"),
-            })?;
+            .map_err(|source| io_error(path, "cannot open", source))?;
         Ok(Self {
             path: path.to_path_buf(),
             back: vec![0; geometry.byte_len()],
@@ -245,10 +242,6 @@ impl Framebuffer {
     /// open file (device node removed and re-created, file replaced), the handle is dropped and
     /// reopened on the next call, so a display that goes away and comes back recovers.
     pub fn present(&mut self) -> Result<()> {
-        let err = |message: String| EdgeError::Display {
-            target: self.path.display().to_string(),
-            message,
-        };
         if self
             .file
             .as_ref()
@@ -265,9 +258,9 @@ impl Framebuffer {
             .as_ref()
             .expect("opened above")
             .write_all_at(&self.back, 0);
-        result.map_err(|e| {
+        result.map_err(|source| {
             self.file = None;
-            err(format!("write failed: {e}"))
+            io_error(&self.path, "write failed", source)
         })
     }
 }
@@ -284,10 +277,15 @@ fn open(path: &Path) -> Result<File> {
         .read(true)
         .write(true)
         .open(path)
-        .map_err(|e| EdgeError::Display {
-            target: path.display().to_string(),
-            message: format!("cannot open: {e}"),
-        })
+        .map_err(|source| io_error(path, "cannot open", source))
+}
+
+fn io_error(path: &Path, action: &'static str, source: std::io::Error) -> EdgeError {
+    EdgeError::DisplayIo {
+        target: path.display().to_string(),
+        action,
+        source,
+    }
 }
 
 impl OriginDimensions for Framebuffer {

@@ -48,9 +48,10 @@ impl PngSink {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    gan_grid::atomic::atomic_write(path, bytes).map_err(|e| EdgeError::Display {
+    gan_grid::atomic::atomic_write(path, bytes).map_err(|source| EdgeError::DisplayIo {
         target: path.display().to_string(),
-        message: format!("cannot write PNG: {e}"),
+        action: "cannot write PNG",
+        source,
     })
 }
 

@@ -6,6 +6,11 @@ pub enum ExportError {
     Invalid(String),
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("verification failed: max |candle − ONNX Runtime| = {diff:e} at N = {batch} (limit {limit:e})")]
     Mismatch { diff: f32, batch: usize, limit: f32 },
     #[error(transparent)]

@@ -37,8 +37,8 @@ pub fn load(path: &Path) -> Result<LoadedGenerator> {
 
 /// Writes bytes atomically, naming the path on failure.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    gan_models::atomic::atomic_write(path, bytes).map_err(|e| ExportError::File {
+    gan_models::atomic::atomic_write(path, bytes).map_err(|source| ExportError::Write {
         path: path.to_path_buf(),
-        message: format!("cannot write: {e}"),
+        source,
     })
 }

@@ -41,24 +41,28 @@ pub struct TensorFile {
 
 impl TensorFile {
     pub fn read(path: &Path, device: &Device) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| ModelError::File {
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
             path: path.to_path_buf(),
-            message: format!("cannot read: {e}"),
+            action: "read",
+            source,
         })?;
         Self::parse(&bytes, path, device)
     }
 
     /// Parses safetensors bytes; `path` only names the file in errors.
     pub fn parse(bytes: &[u8], path: &Path, device: &Device) -> Result<Self> {
-        let err = |message: String| ModelError::File {
-            path: path.to_path_buf(),
-            message,
-        };
-        let (_, header) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| err(format!("not a safetensors file: {e}")))?;
+        let (_, header) =
+            SafeTensors::read_metadata(bytes).map_err(|source| ModelError::NotSafetensors {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let metadata = header.metadata().clone().unwrap_or_default();
-        let tensors = candle_core::safetensors::load_buffer(bytes, device)
-            .map_err(|e| err(format!("corrupt tensor data: {e}")))?;
+        let tensors = candle_core::safetensors::load_buffer(bytes, device).map_err(|source| {
+            ModelError::CorruptTensors {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
         Ok(Self { metadata, tensors })
     }
 
@@ -94,9 +98,10 @@ pub fn write_tensor_file<'a>(
                 message: format!("cannot serialise: {e}"),
             }
         })?;
-    atomic_write(path, &bytes).map_err(|e| ModelError::File {
+    atomic_write(path, &bytes).map_err(|source| ModelError::Io {
         path: path.to_path_buf(),
-        message: format!("cannot write: {e}"),
+        action: "write",
+        source,
     })
 }
 

@@ -9,6 +9,23 @@ pub enum ModelError {
     InvalidConfig(String),
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
+    /// Reading or writing the file failed (`action`: "read", "write").
+    #[error("{path}: cannot {action}: {source}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a safetensors file: {source}")]
+    NotSafetensors {
+        path: PathBuf,
+        source: safetensors::SafeTensorError,
+    },
+    #[error("{path}: corrupt tensor data: {source}")]
+    CorruptTensors {
+        path: PathBuf,
+        source: candle_core::Error,
+    },
     #[error("missing tensor `{0}`")]
     MissingTensor(String),
     #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]

@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Errors of the training library; each names the file it is about where there is one.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +19,20 @@ pub enum TrainError {
     /// A checkpoint's optimizer state that is missing or does not fit the model.
     #[error("optimizer state `{key}`: {problem}")]
     OptimizerState { key: String, problem: String },
+    /// Reading a file or folder failed (`action`: "read", "read image folder").
+    #[error("{path}: cannot {action}: {source}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: std::io::Error,
+    },
+    /// An error about one file's contents (`context` says which part, or is empty).
+    #[error("{path}: {context}{source}")]
+    InFile {
+        path: PathBuf,
+        context: &'static str,
+        source: Box<TrainError>,
+    },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -36,6 +50,15 @@ pub enum TrainError {
 }
 
 impl TrainError {
+    /// `source` said about the file at `path`, after `context` ("" for none).
+    pub fn in_file(path: &Path, context: &'static str, source: impl Into<TrainError>) -> Self {
+        TrainError::InFile {
+            path: path.to_path_buf(),
+            context,
+            source: Box::new(source.into()),
+        }
+    }
+
     pub fn data(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         TrainError::Data {
             path: path.into(),

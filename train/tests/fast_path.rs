@@ -8,9 +8,7 @@ use gan_models::kernels::Kernels;
 use gan_models::Architecture;
 use gan_train::data::mnist::{self, Split};
 use gan_train::training::checkpoint::Models;
-use gan_train::training::optim::AdamConfig;
-use gan_train::training::recipe::Recipe;
-use gan_train::training::rng::{permutation, stream, Purpose};
+use gan_train::training::rng::permutation;
 use gan_train::training::trainer::train_step;
 
 fn losses(backend: Kernels) -> Vec<(f32, f32)> {
@@ -23,17 +21,7 @@ fn losses(backend: Kernels) -> Vec<(f32, f32)> {
         .unwrap()
         .config(data.info.clone())
         .unwrap();
-    let adam = AdamConfig::default();
-    let mut models = Models::fresh(
-        config,
-        Recipe::default(),
-        adam,
-        adam,
-        &mut stream(4, Purpose::Init, 0),
-        &Device::Cpu,
-    )
-    .unwrap();
-    models.set_kernels(backend);
+    let mut models = Models::classic(config, 4, backend, &Device::Cpu).unwrap();
     let order = permutation(4, 0, data.len());
     (0..10)
         .map(|step| {

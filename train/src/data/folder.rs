@@ -14,8 +14,11 @@ const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
 /// The sorted image files of `dir` (not recursive).
 pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| TrainError::data(dir, format!("cannot read image folder: {e}")))?;
+    let entries = std::fs::read_dir(dir).map_err(|source| TrainError::Io {
+        path: dir.to_path_buf(),
+        action: "read image folder",
+        source,
+    })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
@@ -49,8 +52,11 @@ pub fn load(dir: &Path, size: usize, channels: usize, attribution: &str) -> Resu
     let files = list_images(dir)?;
     let mut pixels = Vec::with_capacity(files.len() * channels * size * size);
     for file in &files {
-        let bytes =
-            std::fs::read(file).map_err(|e| TrainError::data(file, format!("cannot read: {e}")))?;
+        let bytes = std::fs::read(file).map_err(|source| TrainError::Io {
+            path: file.clone(),
+            action: "read",
+            source,
+        })?;
         let planes = decode_image(&bytes, size, channels)
             .map_err(|e| TrainError::data(file, format!("unreadable image: {e}")))?;
         pixels.extend(planes);

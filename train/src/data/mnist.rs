@@ -85,8 +85,11 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
 
 /// Reads one IDX file; returns its dimensions and payload.
 pub fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
-    let raw =
-        std::fs::read(path).map_err(|e| TrainError::data(path, format!("cannot read: {e}")))?;
+    let raw = std::fs::read(path).map_err(|source| TrainError::Io {
+        path: path.to_path_buf(),
+        action: "read",
+        source,
+    })?;
     decode_idx(&raw, magic).map_err(|message| TrainError::data(path, message))
 }
 

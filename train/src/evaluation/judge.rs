@@ -111,7 +111,7 @@ impl Judge {
                 "not a judge file (write one with `train classifier`)",
             ));
         }
-        let wrap = |e: gan_models::ModelError| TrainError::data(path, e.to_string());
+        let wrap = |e: gan_models::ModelError| TrainError::in_file(path, "", e);
         let net = |config: NetConfig, prefix: &str, tensors: &HashMap<String, Tensor>| {
             Ok::<_, TrainError>(Net::new(
                 config.clone(),

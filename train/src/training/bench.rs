@@ -9,8 +9,6 @@ use gan_models::{Architecture, DatasetInfo};
 
 use crate::error::Result;
 use crate::training::checkpoint::Models;
-use crate::training::optim::AdamConfig;
-use crate::training::recipe::Recipe;
 use crate::training::rng::{normal, stream, Purpose};
 use crate::training::trainer::train_step;
 
@@ -45,16 +43,7 @@ pub fn bench(
     let config = arch.config(info)?;
     let classes = config.generator.num_classes;
     let image = config.image_shape()?;
-    let adam = AdamConfig::default();
-    let mut models = Models::fresh(
-        config,
-        Recipe::default(),
-        adam,
-        adam,
-        &mut stream(0, Purpose::Init, 0),
-        device,
-    )?;
-    models.set_kernels(backend);
+    let mut models = Models::classic(config, 0, backend, device)?;
     let n = batch * image.iter().product::<usize>();
     let mut rng = stream(1, Purpose::Noise, 0);
     let real: Vec<f32> = normal(&mut rng, n)

@@ -81,7 +81,22 @@ impl Models {
         })
     }
 
-    /// Picks the CPU convolution code for the networks.
+    /// Fresh models with the classic recipe and DCGAN's Adam for both networks, initialised from
+    /// `seed`, on `kernels`: where step benchmarks and kernel comparisons start.
+    pub fn classic(
+        config: ModelConfig,
+        seed: u64,
+        kernels: gan_models::kernels::Kernels,
+        device: &Device,
+    ) -> Result<Self> {
+        let adam = AdamConfig::default();
+        let init = &mut crate::training::rng::stream(seed, crate::training::rng::Purpose::Init, 0);
+        let mut models = Self::fresh(config, Recipe::default(), adam, adam, init, device)?;
+        models.set_kernels(kernels);
+        Ok(models)
+    }
+
+    /// Picks the CPU kernels for the networks (and their Adam updates).
     pub fn set_kernels(&mut self, backend: gan_models::kernels::Kernels) {
         self.g.net.kernels = backend;
         self.d.net.kernels = backend;
@@ -184,7 +199,7 @@ pub fn from_file(
         .ok_or_else(|| {
             TrainError::checkpoint(&file_path, "missing or unreadable training state")
         })?;
-    let wrap = |e: gan_models::ModelError| TrainError::checkpoint(&file_path, e.to_string());
+    let wrap = |e: gan_models::ModelError| TrainError::in_file(&file_path, "", e);
     let g = Generator::new(
         config.generator.clone(),
         Params::from_tensors(&config.generator.net, G_PREFIX, &file.tensors).map_err(wrap)?,
@@ -194,9 +209,7 @@ pub fn from_file(
         let params = Params::from_tensors(&config.generator.net, G_PREFIX, &tensors);
         Some(Generator::new(
             config.generator.clone(),
-            params.map_err(|e| {
-                TrainError::checkpoint(&file_path, format!("the EMA copy of G: {e}"))
-            })?,
+            params.map_err(|e| TrainError::in_file(&file_path, "the EMA copy of G: ", e))?,
         ))
     } else {
         None
@@ -207,7 +220,7 @@ pub fn from_file(
     );
     let mut opt_g = Adam::new(g.net.params.trainable(), state.adam_g)?;
     let mut opt_d = Adam::new(d.net.params.trainable(), state.adam_d)?;
-    let wrap_opt = |e: TrainError| TrainError::checkpoint(&file_path, e.to_string());
+    let wrap_opt = |e: TrainError| TrainError::in_file(&file_path, "", e);
     opt_g
         .load_state("opt_g", state.adam_g_t, &file.tensors)
         .map_err(wrap_opt)?;
