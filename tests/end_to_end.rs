@@ -165,7 +165,8 @@ fn faces_train_export_and_draw_on_the_edge() {
 }
 
 /// The contract's names reach the edge runtime unchanged: what export writes is what the edge
-/// runtime's loader demands, read back from the ONNX file itself.
+/// runtime's loader demands, read back from the ONNX file itself; the generator safetensors
+/// file carries the same description.
 #[test]
 fn the_exported_graph_speaks_the_contract() {
     let data = mnist::load(&mnist_fixture(), mnist::Split::Train).unwrap();
@@ -173,16 +174,22 @@ fn the_exported_graph_speaks_the_contract() {
     let run = dir.path().join("run");
     train_steps(&data, true, &run, 1);
     let onnx = dir.path().join("g.onnx");
-    export(&run, &onnx, "e2e-contract");
+    let loaded = export(&run, &onnx, "e2e-contract");
     let g = gan_contract::OnnxGenerator::load(&onnx, None, Some(1)).unwrap();
     assert!(g.signature.conditional);
     assert_eq!(g.signature.image, Some([1, 28, 28]));
     let info = g.info().unwrap();
     assert_eq!(info.name, "e2e-contract");
     assert_eq!(info.architecture, "mnist-cdcgan");
-    assert_eq!(info.format_version, Some(loaded_format_version(&run)));
-}
+    assert_eq!(info.format_version, Some(loaded.config.format_version));
 
-fn loaded_format_version(run: &Path) -> u32 {
-    gan_export::load(run).unwrap().config.format_version
+    let st = dir.path().join("g.safetensors");
+    gan_models::save_generator(&st, &loaded.generator, &loaded.config, "e2e-contract").unwrap();
+    let file = gan_models::TensorFile::read(&st, &Device::Cpu).unwrap();
+    let from_st = gan_contract::ModelInfo::from_metadata(|k| file.metadata.get(k).cloned());
+    assert_eq!(from_st.unwrap(), info);
+    assert_eq!(
+        file.metadata[gan_contract::keys::KIND],
+        gan_contract::KIND_GENERATOR
+    );
 }

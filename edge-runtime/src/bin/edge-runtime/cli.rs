@@ -75,88 +75,100 @@ impl DisplayArgs {
 #[derive(Subcommand)]
 pub enum Command {
     /// Write a grid of generated images as PNG.
-    Generate {
-        #[command(flatten)]
-        model: ModelArgs,
-        /// Number of images (1..=256).
-        #[arg(long, default_value_t = 1)]
-        count: usize,
-        /// Class index for a conditional model (default: classes cycle across the grid).
-        #[arg(long, conflicts_with = "label_name")]
-        label: Option<usize>,
-        /// Class by name (e.g. "7").
-        #[arg(long)]
-        label_name: Option<String>,
-        /// Latent seed (default: random).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Upscale factor of the PNG.
-        #[arg(long, default_value_t = 1)]
-        scale: u32,
-        /// Output PNG path, or - for stdout.
-        #[arg(long)]
-        out: String,
-    },
+    Generate(GenerateArgs),
     /// Show images on a display, on demand (stdin keys, HTTP) and by timer. The model file is
     /// reloaded when it changes (and on `r`, POST /reload or SIGHUP); if it disappears or a new
     /// one does not load, the loaded model keeps running.
-    Kiosk {
-        #[command(flatten)]
-        model: ModelArgs,
-        #[command(flatten)]
-        display: DisplayArgs,
-        /// Seconds between new images (0: only on demand).
-        #[arg(long, default_value_t = 5.0)]
-        interval: f64,
-        /// Morph smoothly between latent points (slerp) instead of jumping.
-        #[arg(long)]
-        walk: bool,
-        /// Frames per second of --walk.
-        #[arg(long, default_value_t = 10.0)]
-        fps: f32,
-        /// Frames between two latent points in --walk.
-        #[arg(long, default_value_t = 30)]
-        walk_steps: u32,
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Exit after this many frames.
-        #[arg(long)]
-        frames: Option<u64>,
-        /// HTTP address (loopback by default; use 0.0.0.0:8080 to expose it on purpose).
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        http: String,
-        /// No HTTP endpoint.
-        #[arg(long)]
-        no_http: bool,
-        /// Ignore stdin (default: single keys from a terminal — 0-9 pick a digit, space/enter a new
-        /// image, q quits — or the same as lines from a pipe).
-        #[arg(long)]
-        no_stdin: bool,
-    },
+    Kiosk(KioskArgs),
     /// Run the kiosk's frame loop flat out and report resident memory and frame latency per
     /// window (exits non-zero if memory grows past --max-growth-mib after the first window).
-    Soak {
-        #[command(flatten)]
-        model: ModelArgs,
-        #[command(flatten)]
-        display: DisplayArgs,
-        #[arg(long, default_value_t = 100_000)]
-        frames: u64,
-        /// Frames per report row.
-        #[arg(long, default_value_t = 10_000)]
-        report_every: u64,
-        /// Allowed growth of resident memory from the first row to the last, MiB.
-        #[arg(long, default_value_t = 4.0)]
-        max_growth_mib: f64,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-    },
+    Soak(SoakArgs),
     /// Latency at batch 1 and throughput at batch 64, as a table.
-    Bench {
-        #[command(flatten)]
-        model: ModelArgs,
-        /// Timed runs per row (the median is reported).
-        #[arg(long, default_value_t = 200)]
-        runs: usize,
-    },
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Number of images (1..=256).
+    #[arg(long, default_value_t = 1)]
+    pub count: usize,
+    /// Class index for a conditional model (default: classes cycle across the grid).
+    #[arg(long, conflicts_with = "label_name")]
+    pub label: Option<usize>,
+    /// Class by name (e.g. "7").
+    #[arg(long)]
+    pub label_name: Option<String>,
+    /// Latent seed (default: random).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Upscale factor of the PNG.
+    #[arg(long, default_value_t = 1)]
+    pub scale: u32,
+    /// Output PNG path, or - for stdout.
+    #[arg(long)]
+    pub out: String,
+}
+
+#[derive(Args)]
+pub struct KioskArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub display: DisplayArgs,
+    /// Seconds between new images (0: only on demand).
+    #[arg(long, default_value_t = 5.0)]
+    pub interval: f64,
+    /// Morph smoothly between latent points (slerp) instead of jumping.
+    #[arg(long)]
+    pub walk: bool,
+    /// Frames per second of --walk.
+    #[arg(long, default_value_t = 10.0)]
+    pub fps: f32,
+    /// Frames between two latent points in --walk.
+    #[arg(long, default_value_t = 30)]
+    pub walk_steps: u32,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Exit after this many frames.
+    #[arg(long)]
+    pub frames: Option<u64>,
+    /// HTTP address (loopback by default; use 0.0.0.0:8080 to expose it on purpose).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: String,
+    /// No HTTP endpoint.
+    #[arg(long)]
+    pub no_http: bool,
+    /// Ignore stdin (default: single keys from a terminal — 0-9 pick a digit, space/enter a new
+    /// image, q quits — or the same as lines from a pipe).
+    #[arg(long)]
+    pub no_stdin: bool,
+}
+
+#[derive(Args)]
+pub struct SoakArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub display: DisplayArgs,
+    #[arg(long, default_value_t = 100_000)]
+    pub frames: u64,
+    /// Frames per report row.
+    #[arg(long, default_value_t = 10_000)]
+    pub report_every: u64,
+    /// Allowed growth of resident memory from the first row to the last, MiB.
+    #[arg(long, default_value_t = 4.0)]
+    pub max_growth_mib: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Timed runs per row (the median is reported).
+    #[arg(long, default_value_t = 200)]
+    pub runs: usize,
 }
