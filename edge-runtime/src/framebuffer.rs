@@ -173,7 +173,7 @@ fn query(file: &File, path: &Path) -> Result<Geometry> {
     };
     if !ok {
         return Err(err(format!(
-            "not a framebuffer device ({}); for a plain file pass --fb-geometry WxH --fb-format FORMAT",
+            "not a framebuffer device ({}); a plain file needs its geometry and pixel format given",
             std::io::Error::last_os_error()
         )));
     }

@@ -345,7 +345,7 @@ fn bad_input() {
             "--no-http",
             "--no-stdin",
         ]),
-        &["not a framebuffer device"],
+        &["not a framebuffer device", "--fb-geometry"],
     );
     fails_with(
         &edge(&[

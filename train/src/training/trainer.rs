@@ -179,7 +179,7 @@ pub fn train(
         if checkpoint::path(run_dir).exists() {
             return Err(TrainError::checkpoint(
                 checkpoint::path(run_dir),
-                "a checkpoint already exists: pass --resume to continue it, or pick a new --out",
+                "a checkpoint already exists: resume it, or train into a new run directory",
             ));
         }
         let mut init = stream(opts.seed, Purpose::Init, 0);

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use gan_edge_runtime::display::{Display, DisplayOptions};
 use gan_edge_runtime::model::Generator;
@@ -63,12 +64,18 @@ pub struct DisplayArgs {
 
 impl DisplayArgs {
     pub fn open(&self) -> anyhow::Result<Display> {
-        Ok(Display::open(&DisplayOptions {
+        let display = Display::open(&DisplayOptions {
             spec: &self.display,
             fb_geometry: self.fb_geometry.as_deref(),
             fb_format: &self.fb_format,
             size: self.size.as_deref(),
-        })?)
+        });
+        if self.display.starts_with("fb") && self.fb_geometry.is_none() {
+            return display.context(
+                "for a plain file as framebuffer, pass --fb-geometry WxH --fb-format FORMAT",
+            );
+        }
+        Ok(display?)
     }
 }
 
