@@ -17,7 +17,7 @@ pub enum Display {
     Png(PngSink),
     Terminal(TerminalSink<Stdout>),
     #[cfg(feature = "spi")]
-    Spi(crate::spi::SpiPanel),
+    Spi(crate::spi::LinuxPanel),
 }
 
 /// How to open a display: the `--display` spec plus the sizes it may need.
@@ -59,7 +59,7 @@ impl Display {
                 std::io::stdout(),
             ))),
             #[cfg(feature = "spi")]
-            "spi" => Ok(Display::Spi(crate::spi::SpiPanel::open(arg)?)),
+            "spi" => Ok(Display::Spi(crate::spi::open(arg)?)),
             _ => Err(EdgeError::Display {
                 target: o.spec.into(),
                 message:

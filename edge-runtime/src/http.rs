@@ -1,13 +1,14 @@
 //! The kiosk's HTTP endpoint (loopback by default): `GET /` a small auto-refreshing page,
 //! `GET /image.png?label=7&seed=42&count=1` a PNG, `POST /next[?label=7]` to advance the kiosk,
-//! `POST /reload` to load the model file again. Parameters are parsed strictly and bounded; junk
-//! gets a 4xx with the reason; a flood gets 503 rather than a growing queue.
+//! `POST /reload` to load the model file again, `GET /stats` the server's counters. Parameters
+//! are parsed strictly and bounded; junk gets a 4xx with the reason; floods are held off by
+//! [`crate::http_server`].
 
-use std::sync::mpsc::{self, Sender, TrySendError};
+use std::net::TcpListener;
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
-use tiny_http::{Header, Method, Request, Response, Server};
-
+use crate::http_server::{self, Counters, Limits, Method, Request, Response};
 use crate::kiosk::Event;
 use crate::model::Generator;
 use crate::render;
@@ -76,14 +77,8 @@ fn clip(s: &str) -> String {
     s.chars().take(MAX_VALUE_LEN).collect()
 }
 
-fn text(status: u16, body: &str) -> Response<std::io::Cursor<Vec<u8>>> {
-    Response::from_string(body)
-        .with_status_code(status)
-        .with_header(header("Content-Type", "text/plain; charset=utf-8"))
-}
-
-fn header(k: &str, v: &str) -> Header {
-    Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("static header")
+fn text(status: u16, body: &str) -> Response {
+    Response::text(status, body)
 }
 
 const PAGE: &str = r#"<!doctype html><html><head><meta charset="utf-8"><title>gan-edge-runtime</title>
@@ -104,10 +99,13 @@ fn handle(
     request: &Request,
     generator: &Mutex<Generator>,
     events: &Sender<Event>,
-) -> Response<std::io::Cursor<Vec<u8>>> {
-    let url = request.url().to_string();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    let query = match parse_query(query) {
+    counters: &Counters,
+) -> Response {
+    let path = request.path.as_str();
+    if (request.method, path) == (Method::Get, "/stats") {
+        return Response::new(200, "application/json", counters.to_json());
+    }
+    let query = match parse_query(&request.query) {
         Ok(q) => q,
         Err(e) => return text(400, &e),
     };
@@ -124,7 +122,7 @@ fn handle(
         Ok(l) => l,
         Err(e) => return text(400, &e.to_string()),
     };
-    match (request.method(), path) {
+    match (request.method, path) {
         (Method::Get, "/") => {
             let links: String = g
                 .info
@@ -142,15 +140,12 @@ fn handle(
                 )
                 .replace("{links}", &links)
                 .replace("{attribution}", &escape(&g.info.attribution));
-            Response::from_string(page)
-                .with_header(header("Content-Type", "text/html; charset=utf-8"))
+            Response::new(200, "text/html; charset=utf-8", page)
         }
         (Method::Get, "/image.png") => {
             let seed = query.seed.unwrap_or_else(rand::random);
             match render::grid_png(&mut g, query.count.unwrap_or(1), label, seed, 8) {
-                Ok(png) => {
-                    Response::from_data(png).with_header(header("Content-Type", "image/png"))
-                }
+                Ok(png) => Response::new(200, "image/png", png),
                 Err(e) => text(500, &e.to_string()),
             }
         }
@@ -162,43 +157,23 @@ fn handle(
             let _ = events.send(Event::Reload);
             text(202, "reload requested")
         }
-        (_, "/" | "/image.png" | "/next" | "/reload") => text(405, "method not allowed"),
+        (_, "/" | "/image.png" | "/next" | "/reload" | "/stats") => text(405, "method not allowed"),
         _ => text(404, "not found"),
     }
 }
 
-/// Requests waiting for the worker; beyond this a flood is answered 503 at once, so memory
-/// stays bounded and the display loop keeps the generator most of the time.
-pub const QUEUE_LEN: usize = 8;
-
-/// Serves until the process ends: this thread only queues requests (or refuses them when the
-/// queue is full); one worker thread answers them in order.
-pub fn serve(server: Arc<Server>, generator: Arc<Mutex<Generator>>, events: Sender<Event>) {
-    let (queue, work) = mpsc::sync_channel::<Request>(QUEUE_LEN);
-    std::thread::spawn(move || {
-        for request in work {
-            let response = handle(&request, &generator, &events);
-            let status = response.status_code().0;
-            if let Err(e) = request.respond(response) {
-                tracing::debug!("HTTP client went away: {e}");
-            } else {
-                tracing::debug!(status, "HTTP request answered");
-            }
-        }
+/// Serves the kiosk's endpoint on `listener` until the process ends.
+pub fn serve(
+    listener: TcpListener,
+    generator: Arc<Mutex<Generator>>,
+    events: Sender<Event>,
+    limits: Limits,
+) {
+    let counters = Arc::new(Counters::default());
+    let c = Arc::clone(&counters);
+    http_server::serve(listener, limits, counters, move |request| {
+        handle(request, &generator, &events, &c)
     });
-    let mut refused = 0u64;
-    for request in server.incoming_requests() {
-        if let Err(TrySendError::Full(request) | TrySendError::Disconnected(request)) =
-            queue.try_send(request)
-        {
-            refused += 1;
-            if refused.is_power_of_two() {
-                tracing::warn!(refused, "HTTP queue full: answering 503");
-            }
-            let busy = text(503, "busy, try again").with_header(header("Retry-After", "1"));
-            let _ = request.respond(busy);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod display;
 pub mod error;
 pub mod framebuffer;
 pub mod http;
+pub mod http_server;
 pub mod keys;
 pub mod kiosk;
 pub mod latent;
@@ -17,7 +18,6 @@ pub mod render;
 pub mod screen;
 pub mod session;
 pub mod soak;
-#[cfg(feature = "spi")]
 pub mod spi;
 pub mod terminal;
 

@@ -1,11 +1,13 @@
 //! A kiosk session as the binary runs it: the kiosk loop plus its event sources (SIGTERM/SIGINT
 //! to stop, SIGHUP to reload, the HTTP endpoint, keys on stdin), started and wired together.
 
+use std::net::TcpListener;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use crate::display::Display;
 use crate::error::{EdgeError, Result};
+use crate::http_server::Limits;
 use crate::kiosk::{self, Kiosk, KioskOptions};
 use crate::model::Generator;
 use crate::model_watch::ModelWatch;
@@ -56,11 +58,11 @@ pub fn run(
         }
     });
     if let Some(address) = inputs.http {
-        let server = tiny_http::Server::http(&address)
+        let listener = TcpListener::bind(&address)
             .map_err(|e| EdgeError::Runtime(format!("cannot listen on {address}: {e}")))?;
         tracing::info!("HTTP on http://{address}/");
         let (g, tx) = (Arc::clone(&generator), tx.clone());
-        std::thread::spawn(move || http::serve(Arc::new(server), g, tx));
+        std::thread::spawn(move || http::serve(listener, g, tx, Limits::default()));
     }
     // Restores the terminal when the session returns, whatever the reader thread is doing.
     let raw_mode = if inputs.stdin {

@@ -1,6 +1,7 @@
-//! ST7789 / ILI9341 SPI panels through `mipidsi` (cargo feature `spi`), on Linux spidev and the
-//! GPIO character device. Frames are drawn into a back buffer and sent whole on `present`, like
-//! the other sinks.
+//! ST7789 / ILI9341 SPI panels through `mipidsi`. Frames are drawn into a back buffer and sent
+//! whole on `present`, like the other sinks. The panel driver works over any embedded-hal SPI
+//! bus and GPIO pins (so tests drive it against recording ones); [`open`], behind the cargo
+//! feature `spi`, puts it on Linux spidev and the GPIO character device.
 //!
 //! Spec: `spi:/dev/spidev0.0,dc=25,rst=27[,model=st7789|ili9341][,size=240x240]`
 //! `[,chip=/dev/gpiochip0][,hz=40000000][,invert=1]`.
@@ -8,9 +9,9 @@
 use embedded_graphics::pixelcolor::{Rgb565, Rgb888};
 use embedded_graphics::prelude::*;
 use embedded_graphics::primitives::Rectangle;
-use linux_embedded_hal::gpio_cdev::{Chip, LineRequestFlags};
-use linux_embedded_hal::spidev::{SpiModeFlags, SpidevOptions};
-use linux_embedded_hal::{CdevPin, Delay, SpidevDevice};
+use embedded_hal::delay::DelayNs;
+use embedded_hal::digital::OutputPin;
+use embedded_hal::spi::SpiDevice;
 use mipidsi::interface::SpiInterface;
 use mipidsi::models::{ILI9341Rgb565, ST7789};
 use mipidsi::options::ColorInversion;
@@ -19,16 +20,28 @@ use mipidsi::Builder;
 use crate::canvas::{draws_on_canvas, parse_size, Canvas};
 use crate::error::{EdgeError, Result};
 
-type Interface = SpiInterface<'static, SpidevDevice, CdevPin>;
+/// Bytes the interface gathers pixels in before each SPI write.
+const TRANSFER_BUFFER: usize = 4096;
 
-enum Panel {
-    St7789(mipidsi::Display<Interface, ST7789, CdevPin>),
-    Ili9341(mipidsi::Display<Interface, ILI9341Rgb565, CdevPin>),
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PanelModel {
+    St7789,
+    Ili9341,
 }
 
-pub struct SpiPanel {
-    panel: Panel,
-    canvas: Canvas,
+/// A parsed `spi:` spec: everything checked before any device is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpiSpec {
+    pub device: String,
+    /// GPIO line of the data/command pin.
+    pub dc: u32,
+    /// GPIO line of the reset pin.
+    pub rst: u32,
+    pub model: PanelModel,
+    pub size: Size,
+    pub chip: String,
+    pub hz: u32,
+    pub invert: bool,
 }
 
 fn err(message: impl Into<String>) -> EdgeError {
@@ -38,16 +51,8 @@ fn err(message: impl Into<String>) -> EdgeError {
     }
 }
 
-fn pin(chip: &mut Chip, line: u32, label: &str) -> Result<CdevPin> {
-    let handle = chip
-        .get_line(line)
-        .and_then(|l| l.request(LineRequestFlags::OUTPUT, 1, "gan-edge-runtime"))
-        .map_err(|e| err(format!("GPIO {label}={line}: {e}")))?;
-    CdevPin::new(handle).map_err(|e| err(format!("GPIO {label}={line}: {e}")))
-}
-
-impl SpiPanel {
-    pub fn open(spec: &str) -> Result<Self> {
+impl SpiSpec {
+    pub fn parse(spec: &str) -> Result<Self> {
         let mut parts = spec.split(',');
         let device = parts
             .next()
@@ -56,7 +61,7 @@ impl SpiPanel {
         let (mut dc, mut rst, mut model, mut size, mut chip, mut hz, mut invert) = (
             None,
             None,
-            "st7789",
+            PanelModel::St7789,
             "240x240",
             "/dev/gpiochip0",
             40_000_000u32,
@@ -73,11 +78,27 @@ impl SpiPanel {
             match k {
                 "dc" => dc = Some(num()?),
                 "rst" => rst = Some(num()?),
-                "model" => model = v,
+                "model" => {
+                    model = match v {
+                        "st7789" => PanelModel::St7789,
+                        "ili9341" => PanelModel::Ili9341,
+                        other => {
+                            return Err(err(format!(
+                                "unknown panel model `{other}` (st7789, ili9341)"
+                            )))
+                        }
+                    }
+                }
                 "size" => size = v,
                 "chip" => chip = v,
                 "hz" => hz = num()?,
-                "invert" => invert = v == "1",
+                "invert" => {
+                    invert = match v {
+                        "1" => true,
+                        "0" => false,
+                        _ => return Err(err("`invert` must be 0 or 1")),
+                    }
+                }
                 _ => return Err(err(format!("unknown SPI option `{k}`"))),
             }
         }
@@ -89,57 +110,72 @@ impl SpiPanel {
                 size.width, size.height
             )));
         }
-        let dc = dc.ok_or_else(|| err("dc=GPIO is required"))?;
-        let mut spi = SpidevDevice::open(device).map_err(|e| err(format!("{device}: {e}")))?;
-        spi.0
-            .configure(
-                &SpidevOptions::new()
-                    .max_speed_hz(hz)
-                    .mode(SpiModeFlags::SPI_MODE_0)
-                    .build(),
-            )
-            .map_err(|e| err(format!("{device}: {e}")))?;
-        let mut gpio = Chip::new(chip).map_err(|e| err(format!("{chip}: {e}")))?;
-        let dc = pin(&mut gpio, dc, "dc")?;
-        // The interface borrows its transfer buffer for the life of the process.
-        let buffer: &'static mut [u8] = Box::leak(vec![0u8; 4096].into_boxed_slice());
+        Ok(Self {
+            device: device.to_string(),
+            dc: dc.ok_or_else(|| err("dc=GPIO is required"))?,
+            rst: rst.ok_or_else(|| err("rst=GPIO is required"))?,
+            model,
+            size,
+            chip: chip.to_string(),
+            hz,
+            invert,
+        })
+    }
+}
+
+type Interface<SPI, DC> = SpiInterface<'static, SPI, DC>;
+
+enum Panel<SPI: SpiDevice, DC: OutputPin, RST: OutputPin> {
+    St7789(mipidsi::Display<Interface<SPI, DC>, ST7789, RST>),
+    Ili9341(mipidsi::Display<Interface<SPI, DC>, ILI9341Rgb565, RST>),
+}
+
+pub struct SpiPanel<SPI: SpiDevice, DC: OutputPin, RST: OutputPin> {
+    panel: Panel<SPI, DC, RST>,
+    canvas: Canvas,
+}
+
+impl<SPI: SpiDevice, DC: OutputPin, RST: OutputPin> SpiPanel<SPI, DC, RST> {
+    /// Resets and initialises the panel `spec` describes on `spi` with pins `dc` and `rst`.
+    pub fn new(
+        spec: &SpiSpec,
+        spi: SPI,
+        dc: DC,
+        rst: RST,
+        delay: &mut impl DelayNs,
+    ) -> Result<Self> {
+        // The interface borrows its transfer buffer for the life of the panel; a kiosk opens
+        // one panel per process, so the buffer is leaked rather than owned.
+        let buffer: &'static mut [u8] = Box::leak(vec![0u8; TRANSFER_BUFFER].into_boxed_slice());
         let di = SpiInterface::new(spi, dc, buffer);
-        let inversion = if invert {
+        let inversion = if spec.invert {
             ColorInversion::Inverted
         } else {
             ColorInversion::Normal
         };
-        let (w, h) = (size.width as u16, size.height as u16);
-        let mut delay = Delay;
-        let rst = rst.map(|r| pin(&mut gpio, r, "rst")).transpose()?;
+        let (w, h) = (spec.size.width as u16, spec.size.height as u16);
         let init = |e: String| err(format!("panel init failed: {e}"));
-        let panel = match (model, rst) {
-            ("st7789", Some(rst)) => Panel::St7789(
+        let panel = match spec.model {
+            PanelModel::St7789 => Panel::St7789(
                 Builder::new(ST7789, di)
                     .display_size(w, h)
                     .invert_colors(inversion)
                     .reset_pin(rst)
-                    .init(&mut delay)
+                    .init(delay)
                     .map_err(|e| init(format!("{e:?}")))?,
             ),
-            ("ili9341", Some(rst)) => Panel::Ili9341(
+            PanelModel::Ili9341 => Panel::Ili9341(
                 Builder::new(ILI9341Rgb565, di)
                     .display_size(w, h)
                     .invert_colors(inversion)
                     .reset_pin(rst)
-                    .init(&mut delay)
+                    .init(delay)
                     .map_err(|e| init(format!("{e:?}")))?,
             ),
-            (_, None) => return Err(err("rst=GPIO is required")),
-            (other, _) => {
-                return Err(err(format!(
-                    "unknown panel model `{other}` (st7789, ili9341)"
-                )))
-            }
         };
         Ok(Self {
             panel,
-            canvas: Canvas::new(size),
+            canvas: Canvas::new(spec.size),
         })
     }
 
@@ -158,4 +194,44 @@ impl SpiPanel {
     }
 }
 
-draws_on_canvas!(impl[] SpiPanel);
+draws_on_canvas!(impl[SPI: SpiDevice, DC: OutputPin, RST: OutputPin] SpiPanel<SPI, DC, RST>);
+
+/// The panel on Linux spidev and the GPIO character device.
+#[cfg(feature = "spi")]
+pub type LinuxPanel = SpiPanel<
+    linux_embedded_hal::SpidevDevice,
+    linux_embedded_hal::CdevPin,
+    linux_embedded_hal::CdevPin,
+>;
+
+/// Parses `spec` (nothing is opened when it is wrong), then opens the bus and pins and
+/// initialises the panel.
+#[cfg(feature = "spi")]
+pub fn open(spec: &str) -> Result<LinuxPanel> {
+    use linux_embedded_hal::gpio_cdev::{Chip, LineRequestFlags};
+    use linux_embedded_hal::spidev::{SpiModeFlags, SpidevOptions};
+    use linux_embedded_hal::{CdevPin, Delay, SpidevDevice};
+
+    let spec = SpiSpec::parse(spec)?;
+    let pin = |chip: &mut Chip, line: u32, label: &str| -> Result<CdevPin> {
+        let handle = chip
+            .get_line(line)
+            .and_then(|l| l.request(LineRequestFlags::OUTPUT, 1, "gan-edge-runtime"))
+            .map_err(|e| err(format!("GPIO {label}={line}: {e}")))?;
+        CdevPin::new(handle).map_err(|e| err(format!("GPIO {label}={line}: {e}")))
+    };
+    let device = &spec.device;
+    let mut spi = SpidevDevice::open(device).map_err(|e| err(format!("{device}: {e}")))?;
+    spi.0
+        .configure(
+            &SpidevOptions::new()
+                .max_speed_hz(spec.hz)
+                .mode(SpiModeFlags::SPI_MODE_0)
+                .build(),
+        )
+        .map_err(|e| err(format!("{device}: {e}")))?;
+    let mut gpio = Chip::new(&spec.chip).map_err(|e| err(format!("{}: {e}", spec.chip)))?;
+    let dc = pin(&mut gpio, spec.dc, "dc")?;
+    let rst = pin(&mut gpio, spec.rst, "rst")?;
+    SpiPanel::new(&spec, spi, dc, rst, &mut Delay)
+}

@@ -128,23 +128,30 @@ fn a_framebuffer_that_goes_away_and_comes_back_is_reopened() {
     stop(child);
 }
 
-fn rss_kib(pid: u32) -> u64 {
+/// A number field of `/proc/PID/status` (`VmRSS` in KiB, `Threads`).
+fn status_field(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(&format!("{field}:")))
+        .unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-#[test]
-fn an_http_flood_gets_503s_not_unbounded_memory() {
-    let dir = tempfile::tempdir().unwrap();
+fn rss_kib(pid: u32) -> u64 {
+    status_field(pid, "VmRSS")
+}
+
+/// Starts the kiosk with HTTP on a free port and waits until it listens.
+fn http_kiosk(dir: &Path) -> (std::process::Child, u16, std::path::PathBuf) {
     let port = free_port();
-    let log = dir.path().join("kiosk.log");
+    let log = dir.join("kiosk.log");
     let child = kiosk(
         &[
             "--model",
             model().to_str().unwrap(),
             "--display",
-            &format!("png:{}", dir.path().join("k.png").display()),
+            &format!("png:{}", dir.join("k.png").display()),
             "--http",
             &format!("127.0.0.1:{port}"),
             "--interval",
@@ -158,12 +165,96 @@ fn an_http_flood_gets_503s_not_unbounded_memory() {
     eventually("listening", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
-    let get = |path: &str| {
-        http(
-            port,
-            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
-        )
-    };
+    (child, port, log)
+}
+
+fn get(port: u16, path: &str) -> (u16, Vec<u8>) {
+    http(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+/// 2,000 connections that send nothing or only part of a request head: the kiosk keeps a
+/// bounded number open (the oldest idle ones give way), a real request is still answered within
+/// a second, threads and memory stay bounded, and both return to the idle baseline once the
+/// clients leave.
+#[test]
+fn idle_and_slow_header_floods_leave_the_endpoint_answering() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (child, port, _log) = http_kiosk(dir.path());
+    let pid = child.id();
+    assert_eq!(get(port, "/image.png?seed=1").0, 200);
+    std::thread::sleep(Duration::from_millis(200));
+    let (threads_idle, rss_idle) = (status_field(pid, "Threads"), rss_kib(pid));
+
+    let mut flood = Vec::new();
+    for i in 0..2000 {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        if i % 2 == 1 {
+            // Slow headers: a request line and one header, never the blank line.
+            let _ = s.write_all(b"GET /image.png HTTP/1.1\r\nHost: x\r\n");
+        }
+        flood.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let threads_flood = status_field(pid, "Threads");
+    let rss_flood = rss_kib(pid);
+    let t = Instant::now();
+    let (status, _) = get(port, "/image.png?seed=3");
+    let answered_in = t.elapsed();
+    let (_, stats) = get(port, "/stats");
+    let stats = String::from_utf8_lossy(&stats).to_string();
+    eprintln!(
+        "idle: {threads_idle} threads, {rss_idle} KiB; flood of 2000: {threads_flood} threads, \
+         {rss_flood} KiB; a request answered in {answered_in:?}; {stats}"
+    );
+    assert_eq!(status, 200);
+    assert!(answered_in < Duration::from_secs(1), "took {answered_in:?}");
+    assert!(
+        threads_flood <= threads_idle + 70,
+        "{threads_flood} threads under the flood (idle: {threads_idle})"
+    );
+    assert!(
+        rss_flood < rss_idle + 32 * 1024,
+        "RSS {rss_flood} KiB under the flood (idle: {rss_idle} KiB)"
+    );
+    let evicted: u64 = stats
+        .split("\"evicted\":")
+        .nth(1)
+        .and_then(|v| v.split([',', '}']).next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(
+        evicted >= 1900,
+        "connections beyond the bound are counted: {stats}"
+    );
+
+    drop(flood);
+    let t = Instant::now();
+    eventually("threads back to the idle baseline", || {
+        status_field(pid, "Threads") <= threads_idle
+    });
+    let back_in = t.elapsed();
+    let rss_after = rss_kib(pid);
+    eprintln!("back to {threads_idle} threads in {back_in:?}; RSS {rss_after} KiB");
+    assert!(back_in < Duration::from_secs(10), "took {back_in:?}");
+    assert!(
+        rss_after < rss_idle + 8 * 1024,
+        "RSS {rss_after} KiB (idle: {rss_idle} KiB)"
+    );
+    assert_eq!(get(port, "/image.png?seed=4").0, 200);
+    stop(child);
+}
+
+#[test]
+fn an_http_flood_gets_503s_not_unbounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, port, log) = http_kiosk(dir.path());
+    let get = |path: &str| get(port, path);
     assert_eq!(get("/image.png?seed=1").0, 200);
     let before = rss_kib(child.id());
     // 32 clients × 20 requests for the largest grid, all at once.
