@@ -24,6 +24,14 @@ impl Canvas {
     pub fn pixels(&self) -> &[Rgb888] {
         &self.pixels
     }
+
+    /// The screen as PNG bytes.
+    pub fn png(&self) -> Result<Vec<u8>> {
+        let rgb = self.pixels.iter().flat_map(|c| [c.r(), c.g(), c.b()]);
+        let image = image::RgbImage::from_vec(self.size.width, self.size.height, rgb.collect())
+            .expect("a canvas holds width × height pixels");
+        Ok(gan_grid::png_bytes(&image)?)
+    }
 }
 
 /// Implements `OriginDimensions` and `DrawTarget` for a sink that draws into its field

@@ -1,4 +1,5 @@
-//! The kiosk's HTTP endpoint (loopback by default): `GET /` a small auto-refreshing page,
+//! The kiosk's HTTP endpoint (loopback by default): `GET /` the kiosk page (what the display
+//! shows, with buttons), `GET /frame.png` and `/frame.json` the current screen and its caption,
 //! `GET /image.png?label=7&seed=42&count=1` a PNG, `POST /next[?label=7]` to advance the kiosk,
 //! `POST /reload` to load the model file again, `GET /stats` the server's counters. Parameters
 //! are parsed strictly and bounded; junk gets a 4xx with the reason; floods are held off by
@@ -10,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::http_server::{self, Counters, Limits, Method, Request, Response};
 use crate::kiosk::Event;
+use crate::latest_frame::LatestFrame;
 use crate::model::Generator;
 use crate::render;
 
@@ -81,11 +83,49 @@ fn text(status: u16, body: &str) -> Response {
     Response::text(status, body)
 }
 
-const PAGE: &str = r#"<!doctype html><html><head><meta charset="utf-8"><title>gan-edge-runtime</title>
-<style>body{background:#111;color:#ddd;font-family:sans-serif;text-align:center}img{image-rendering:pixelated;width:280px}</style>
-</head><body><h1>{name}</h1><p><img id="img" src="/image.png?seed={seed}{label}"></p><p>{links}</p>
-<script>setInterval(()=>{document.getElementById('img').src='/image.png?seed='+Math.floor(Math.random()*1e9)+'{label}'},3000)</script>
-<p><small>{attribution}</small></p></body></html>"#;
+/// The kiosk page: what the display shows (`/frame.png`, reloaded when `/frame.json` says a new
+/// frame was drawn), a "next" button and one per class, sized for a phone.
+const PAGE: &str = r#"<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{name}</title>
+<style>
+body{margin:0;background:#111;color:#ddd;font-family:sans-serif;text-align:center}
+main{max-width:480px;margin:0 auto;padding:12px}
+h1{font-size:1.3rem;margin:.4rem 0}
+#frame{width:100%;image-rendering:pixelated;background:#000;border-radius:6px}
+#caption{font-size:1.1rem;min-height:1.4em}
+button{font-size:1.15rem;min-width:3rem;min-height:3rem;margin:4px;border:0;border-radius:8px;background:#333;color:#eee}
+#next{background:#2a6;min-width:9rem}
+small{color:#999}
+</style></head><body><main>
+<h1>{name}</h1>
+<img id="frame" src="/frame.png" alt="what the display shows">
+<p id="caption">{caption}</p>
+<p><button id="next" onclick="next()">next</button></p>
+<p id="classes">{buttons}</p>
+<p><small>{attribution}</small></p>
+</main>
+<script>
+let shown = {number};
+async function next(label) {
+  await fetch('/next' + (label === undefined ? '' : '?label=' + label), {method: 'POST'});
+}
+async function poll() {
+  try {
+    const r = await fetch('/frame.json');
+    if (r.ok) {
+      const f = await r.json();
+      if (f.number !== shown) {
+        shown = f.number;
+        document.getElementById('frame').src = '/frame.png?n=' + f.number;
+        document.getElementById('caption').textContent = f.caption;
+      }
+    }
+  } catch (e) {}
+  setTimeout(poll, 300);
+}
+poll();
+</script></body></html>"#;
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -98,12 +138,32 @@ fn escape(s: &str) -> String {
 fn handle(
     request: &Request,
     generator: &Mutex<Generator>,
+    latest: &LatestFrame,
     events: &Sender<Event>,
     counters: &Counters,
 ) -> Response {
     let path = request.path.as_str();
-    if (request.method, path) == (Method::Get, "/stats") {
-        return Response::new(200, "application/json", counters.to_json());
+    // These take no parameters; a query string only defeats caches.
+    match (request.method, path) {
+        (Method::Get, "/stats") => {
+            return Response::new(200, "application/json", counters.to_json())
+        }
+        (Method::Get, "/frame.png") => {
+            return match latest.get() {
+                Some(frame) => Response::new(200, "image/png", frame.png)
+                    .with_header("Cache-Control", "no-store"),
+                None => text(404, "no frame drawn yet"),
+            }
+        }
+        (Method::Get, "/frame.json") => {
+            let (number, caption) = latest
+                .get()
+                .map_or((0, String::new()), |f| (f.number, f.caption));
+            let json = serde_json::json!({ "number": number, "caption": caption });
+            return Response::new(200, "application/json", json.to_string())
+                .with_header("Cache-Control", "no-store");
+        }
+        _ => {}
     }
     let query = match parse_query(&request.query) {
         Ok(q) => q,
@@ -124,21 +184,27 @@ fn handle(
     };
     match (request.method, path) {
         (Method::Get, "/") => {
-            let links: String = g
+            let buttons: String = g
                 .info
                 .class_names
                 .iter()
                 .enumerate()
-                .map(|(i, n)| format!("<a href=\"/?label={i}\">{}</a> ", escape(n)))
+                .map(|(i, n)| {
+                    format!(
+                        "<button class=\"class\" onclick=\"next({i})\">{}</button>",
+                        escape(n)
+                    )
+                })
                 .collect();
+            let frame = latest.get();
             let page = PAGE
                 .replace("{name}", &escape(&g.info.name))
-                .replace("{seed}", &rand::random::<u32>().to_string())
                 .replace(
-                    "{label}",
-                    &label.map(|l| format!("&label={l}")).unwrap_or_default(),
+                    "{caption}",
+                    &escape(frame.as_ref().map_or("", |f| f.caption.as_str())),
                 )
-                .replace("{links}", &links)
+                .replace("{number}", &frame.map_or(0, |f| f.number).to_string())
+                .replace("{buttons}", &buttons)
                 .replace("{attribution}", &escape(&g.info.attribution));
             Response::new(200, "text/html; charset=utf-8", page)
         }
@@ -166,13 +232,14 @@ fn handle(
 pub fn serve(
     listener: TcpListener,
     generator: Arc<Mutex<Generator>>,
+    latest: Arc<LatestFrame>,
     events: Sender<Event>,
     limits: Limits,
 ) {
     let counters = Arc::new(Counters::default());
     let c = Arc::clone(&counters);
     http_server::serve(listener, limits, counters, move |request| {
-        handle(request, &generator, &events, &c)
+        handle(request, &generator, &latest, &events, &c)
     });
 }
 

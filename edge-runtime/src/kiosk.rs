@@ -7,9 +7,13 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use embedded_graphics::geometry::OriginDimensions;
+
+use crate::canvas::Canvas;
 use crate::display::Display;
 use crate::error::Result;
 use crate::latent::{sample, slerp};
+use crate::latest_frame::{Frame, LatestFrame};
 use crate::model::Generator;
 use crate::model_watch::{Change, ModelWatch};
 use crate::screen::{self, Picture};
@@ -56,6 +60,9 @@ pub struct Kiosk {
     fixed_label: Option<usize>,
     walk: Option<Walk>,
     watch: Option<ModelWatch>,
+    /// Where each drawn screen is also published (for the web page), if anywhere.
+    latest: Option<Arc<LatestFrame>>,
+    frames_drawn: u64,
     pub frames_shown: u64,
     pub display_errors: u64,
     pub reloads: u64,
@@ -72,10 +79,17 @@ impl Kiosk {
             fixed_label: None,
             walk: None,
             watch: None,
+            latest: None,
+            frames_drawn: 0,
             frames_shown: 0,
             display_errors: 0,
             reloads: 0,
         }
+    }
+
+    /// Publish every screen drawn, as PNG with its caption, to `latest`.
+    pub fn publish_to(&mut self, latest: Arc<LatestFrame>) {
+        self.latest = Some(latest);
     }
 
     /// Follow the model file: reload it when it changes or on [`Event::Reload`].
@@ -182,6 +196,19 @@ impl Kiosk {
             width: info.width,
         };
         let _ = screen::draw(&mut self.display, &picture, &caption, &status);
+        self.frames_drawn += 1;
+        if let Some(latest) = &self.latest {
+            let mut canvas = Canvas::new(self.display.size());
+            let _ = screen::draw(&mut canvas, &picture, &caption, &status);
+            match canvas.png() {
+                Ok(png) => latest.set(Frame {
+                    number: self.frames_drawn,
+                    caption,
+                    png,
+                }),
+                Err(e) => tracing::warn!("cannot encode the frame for the web page: {e}"),
+            }
+        }
         drop(g);
         match self.display.present() {
             Ok(()) => self.frames_shown += 1,

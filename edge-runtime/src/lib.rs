@@ -11,6 +11,7 @@ pub mod http_server;
 pub mod keys;
 pub mod kiosk;
 pub mod latent;
+pub mod latest_frame;
 pub mod model;
 pub mod model_watch;
 pub mod png_sink;

@@ -3,9 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use embedded_graphics::pixelcolor::{Rgb888, RgbColor};
+use embedded_graphics::pixelcolor::Rgb888;
 use embedded_graphics::prelude::*;
-use image::RgbImage;
 
 use crate::canvas::{draws_on_canvas, Canvas};
 use crate::error::{EdgeError, Result};
@@ -32,16 +31,7 @@ impl PngSink {
 
     pub fn present(&mut self) -> Result<()> {
         let path = self.target();
-        let size = self.canvas.size();
-        let rgb = self
-            .canvas
-            .pixels()
-            .iter()
-            .flat_map(|c| [c.r(), c.g(), c.b()]);
-        let image = RgbImage::from_vec(size.width, size.height, rgb.collect())
-            .expect("a canvas holds width × height pixels");
-        let bytes = gan_grid::png_bytes(&image)?;
-        write(&path, &bytes)?;
+        write(&path, &self.canvas.png()?)?;
         self.frame += 1;
         Ok(())
     }

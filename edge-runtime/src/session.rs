@@ -9,6 +9,7 @@ use crate::display::Display;
 use crate::error::{EdgeError, Result};
 use crate::http_server::Limits;
 use crate::kiosk::{self, Kiosk, KioskOptions};
+use crate::latest_frame::LatestFrame;
 use crate::model::Generator;
 use crate::model_watch::ModelWatch;
 use crate::{http, keys};
@@ -41,6 +42,8 @@ pub fn run(
     options: KioskOptions,
 ) -> Result<Report> {
     let generator = Arc::new(Mutex::new(generator));
+    let latest = Arc::new(LatestFrame::default());
+    let publish = inputs.http.is_some();
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
@@ -61,8 +64,8 @@ pub fn run(
         let listener = TcpListener::bind(&address)
             .map_err(|e| EdgeError::Runtime(format!("cannot listen on {address}: {e}")))?;
         tracing::info!("HTTP on http://{address}/");
-        let (g, tx) = (Arc::clone(&generator), tx.clone());
-        std::thread::spawn(move || http::serve(listener, g, tx, Limits::default()));
+        let (g, tx, frame) = (Arc::clone(&generator), tx.clone(), Arc::clone(&latest));
+        std::thread::spawn(move || http::serve(listener, g, frame, tx, Limits::default()));
     }
     // Restores the terminal when the session returns, whatever the reader thread is doing.
     let raw_mode = if inputs.stdin {
@@ -77,6 +80,9 @@ pub fn run(
     drop(tx);
     let mut kiosk = Kiosk::new(generator, display, options);
     kiosk.watch_model(watch);
+    if publish {
+        kiosk.publish_to(latest);
+    }
     kiosk.run(rx, &stop)?;
     Ok(Report {
         frames: kiosk.frames_shown,

@@ -230,7 +230,19 @@ fn http_endpoint_answers_on_loopback() {
     assert_eq!(get("/image.png?count=4&seed=1").0, 200);
     let (status, page) = get("/");
     assert_eq!(status, 200);
-    assert!(String::from_utf8_lossy(&page).contains("/image.png"));
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains("/frame.png") && page.contains(">7</button>"),
+        "{page}"
+    );
+    // The screen the kiosk drew last, and its caption.
+    eventually("a frame drawn", || get("/frame.png").0 == 200);
+    let (_, frame) = get("/frame.png");
+    assert_eq!(image::load_from_memory(&frame).unwrap().width(), 320);
+    let (_, json) = get("/frame.json");
+    let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert!(json["number"].as_u64().unwrap() >= 1, "{json}");
+    assert!(json["caption"].as_str().unwrap().contains("seed"), "{json}");
     for junk in [
         "/image.png?seed=abc",
         "/image.png?label=11",
