@@ -5,6 +5,9 @@
         The first ROWS rows of WIDTH pixels of an RGB565 framebuffer file against a PNG frame:
         each pixel, widened to 8 bits per channel, within one RGB565 step (8 levels) of the
         PNG's, as the edge runtime's own framebuffer test allows.
+    compare-frames.py xwd-png SCREENSHOT.xwd PNG ROWS
+        An X screenshot (`xwd -root`, 24/32-bit TrueColor) against a PNG of the same width: the
+        first ROWS rows must be equal pixel for pixel.
     compare-frames.py png-png A B LEVELS
         Two PNGs of the same size: every channel within LEVELS of the other's; prints how many
         differ at all.
@@ -72,6 +75,38 @@ def fb_png(fb_path, png_path, width, rows):
                 sys.exit(1)
 
 
+def xwd_rgb(path):
+    """(width, height, rows of RGB bytes) of a ZPixmap TrueColor XWD file."""
+    data = open(path, "rb").read()
+    fields = struct.unpack(">25I", data[:100])
+    header_size, _, pixmap_format, _, width, height = fields[:6]
+    byte_order, bits_per_pixel, bytes_per_line = fields[7], fields[11], fields[12]
+    masks, ncolors = fields[14:17], fields[19]
+    if pixmap_format != 2 or bits_per_pixel != 32:
+        sys.exit(f"{path}: only 32-bit ZPixmap XWD files are read here")
+    shifts = [m.bit_length() - 8 for m in masks]
+    pixels = data[header_size + 12 * ncolors:]
+    order = "<" if byte_order == 0 else ">"
+    rows = []
+    for y in range(height):
+        line = pixels[y * bytes_per_line:y * bytes_per_line + 4 * width]
+        values = struct.unpack(f"{order}{width}I", line)
+        rows.append(bytes(((v & m) >> sh) & 255 for v in values for m, sh in zip(masks, shifts)))
+    return width, height, rows
+
+
+def xwd_png(xwd_path, png_path, rows):
+    wx, hx, shot = xwd_rgb(xwd_path)
+    wp, hp, png = png_rgb(png_path)
+    if wx != wp or hx < rows or hp < rows:
+        sys.exit(f"sizes differ: screenshot {wx}x{hx}, PNG {wp}x{hp}, wanted {rows} rows")
+    for y in range(rows):
+        if shot[y] != png[y]:
+            x = next(i for i in range(wx * 3) if shot[y][i] != png[y][i]) // 3
+            print(f"pixel ({x},{y}): screenshot {tuple(shot[y][x * 3:x * 3 + 3])}, PNG {tuple(png[y][x * 3:x * 3 + 3])}")
+            sys.exit(1)
+
+
 def png_png(a_path, b_path, levels):
     wa, ha, a = png_rgb(a_path)
     wb, hb, b = png_rgb(b_path)
@@ -88,10 +123,12 @@ def main():
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "fb-png":
         fb_png(args[0], args[1], int(args[2]), int(args[3]))
+    elif mode == "xwd-png":
+        xwd_png(args[0], args[1], int(args[2]))
     elif mode == "png-png":
         png_png(args[0], args[1], int(args[2]))
     else:
-        sys.exit(f"unknown mode {mode}: fb-png or png-png")
+        sys.exit(f"unknown mode {mode}: fb-png, xwd-png or png-png")
 
 
 if __name__ == "__main__":

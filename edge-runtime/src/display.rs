@@ -18,6 +18,8 @@ pub enum Display {
     Terminal(TerminalSink<Stdout>),
     #[cfg(feature = "spi")]
     Spi(crate::spi::LinuxPanel),
+    #[cfg(feature = "window")]
+    Window(crate::window::WindowSink),
 }
 
 /// How to open a display: the `--display` spec plus the sizes it may need.
@@ -31,7 +33,8 @@ pub struct DisplayOptions<'a> {
 }
 
 impl Display {
-    /// `fb:/dev/fb0`, `png:PATH` (`{n}` numbers frames), `term`, or `spi:...` (feature `spi`).
+    /// `fb:/dev/fb0`, `png:PATH` (`{n}` numbers frames), `term`, `spi:...` (feature `spi`), or
+    /// `window` (feature `window`).
     pub fn open(o: &DisplayOptions) -> Result<Self> {
         let (kind, arg) = o.spec.split_once(':').unwrap_or((o.spec, ""));
         match kind {
@@ -60,10 +63,15 @@ impl Display {
             ))),
             #[cfg(feature = "spi")]
             "spi" => Ok(Display::Spi(crate::spi::open(arg)?)),
+            #[cfg(feature = "window")]
+            "window" => Ok(Display::Window(crate::window::WindowSink::new(parse_size(
+                o.size.unwrap_or("320x240"),
+            )?))),
             _ => Err(EdgeError::Display {
                 target: o.spec.into(),
                 message:
-                    "unknown display: use fb:/dev/fbN, png:PATH, term or spi:... (feature spi)"
+                    "unknown display: use fb:/dev/fbN, png:PATH, term, spi:... (feature spi) or window \
+                     (feature window)"
                         .into(),
             }),
         }
@@ -76,6 +84,11 @@ impl Display {
             Display::Terminal(d) => d.present(),
             #[cfg(feature = "spi")]
             Display::Spi(d) => d.present(),
+            #[cfg(feature = "window")]
+            Display::Window(d) => {
+                d.present();
+                Ok(())
+            }
         }
     }
 }
@@ -88,6 +101,8 @@ impl OriginDimensions for Display {
             Display::Terminal(d) => d.size(),
             #[cfg(feature = "spi")]
             Display::Spi(d) => d.size(),
+            #[cfg(feature = "window")]
+            Display::Window(d) => d.size(),
         }
     }
 }
@@ -106,6 +121,8 @@ impl DrawTarget for Display {
             Display::Terminal(d) => d.draw_iter(pixels),
             #[cfg(feature = "spi")]
             Display::Spi(d) => d.draw_iter(pixels),
+            #[cfg(feature = "window")]
+            Display::Window(d) => d.draw_iter(pixels),
         }
     }
 }

@@ -21,5 +21,7 @@ pub mod session;
 pub mod soak;
 pub mod spi;
 pub mod terminal;
+#[cfg(feature = "window")]
+pub mod window;
 
 pub use error::{EdgeError, Result};

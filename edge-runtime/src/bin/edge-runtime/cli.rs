@@ -48,7 +48,8 @@ impl ModelArgs {
 
 #[derive(Args)]
 pub struct DisplayArgs {
-    /// fb:/dev/fb0 | png:PATH (`{n}` numbers frames) | term | spi:... (feature spi)
+    /// fb:/dev/fb0 | png:PATH (`{n}` numbers frames) | term | spi:... (feature spi) | window
+    /// (feature window)
     #[arg(long, default_value = "fb:/dev/fb0")]
     pub display: String,
     /// Geometry WxH for a framebuffer that is a plain file (testing, headless).
@@ -57,7 +58,7 @@ pub struct DisplayArgs {
     /// Pixel format of a file framebuffer: rgb565, xrgb8888, argb8888.
     #[arg(long, default_value = "rgb565")]
     pub fb_format: String,
-    /// Canvas size WxH for png and term displays.
+    /// Canvas size WxH for png, term and window displays.
     #[arg(long)]
     pub size: Option<String>,
 }
