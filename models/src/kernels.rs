@@ -4,6 +4,7 @@
 
 pub mod adam;
 pub mod conv;
+pub mod cpu;
 pub mod fused;
 pub mod process;
 pub mod storage;

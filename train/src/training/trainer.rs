@@ -212,11 +212,16 @@ pub fn train(
         (opts.epochs.saturating_sub(state.epoch) * batches).saturating_sub(state.batch_in_epoch);
     let bar = progress_bar(opts.progress, total);
     // The EMA generator's BatchNorm statistics are measured afresh before it is saved or used.
-    let save = |models: &mut Models, state: &TrainState| -> Result<()> {
+    // Returns the seconds spent on each of the two, for the epoch's cost beyond its steps.
+    let save = |models: &mut Models, state: &TrainState| -> Result<(f64, f64)> {
+        let t = Instant::now();
         if let Some(g) = &mut models.g_ema {
             ema::recalibrate_batch_norm(g, state.seed, state.step, device)?;
         }
-        checkpoint::save(run_dir, models, state)
+        let recalibrate_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        checkpoint::save(run_dir, models, state)?;
+        Ok((recalibrate_s, t.elapsed().as_secs_f64()))
     };
 
     let started = Instant::now();
@@ -226,6 +231,7 @@ pub fn train(
     let mut interval_images = 0usize;
     let mut steps_here = 0u64;
     while state.epoch < opts.epochs {
+        let epoch_start = Instant::now();
         let order = permutation(state.seed, state.epoch, data.len());
         while state.batch_in_epoch < batches {
             if stop.load(Ordering::SeqCst) || opts.max_steps.is_some_and(|m| steps_here >= m) {
@@ -271,15 +277,26 @@ pub fn train(
         state.epoch += 1;
         state.batch_in_epoch = 0;
         state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
-        save(&mut models, &state)?;
+        let steps_s = epoch_start.elapsed().as_secs_f64();
+        let (recalibrate_s, checkpoint_s) = save(&mut models, &state)?;
+        let t = Instant::now();
         metrics.flush()?;
         metrics.plot()?;
+        let metrics_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
         let grid = sample_path(run_dir, finished_epoch);
         write_grid(models.inference_generator(), state.seed, &grid, device)?;
+        let samples_s = t.elapsed().as_secs_f64();
+        // What an epoch costs besides its steps (docs/performance.md measures it).
         tracing::info!(
             epoch = finished_epoch + 1,
             step = state.step,
             elapsed_s = state.elapsed_s as u64,
+            steps_s = format!("{steps_s:.2}"),
+            ema_batch_norm_s = format!("{recalibrate_s:.3}"),
+            checkpoint_s = format!("{checkpoint_s:.3}"),
+            metrics_plot_s = format!("{metrics_s:.3}"),
+            samples_s = format!("{samples_s:.3}"),
             "epoch done, wrote {}",
             grid.display()
         );

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use gan_models::kernels::cpu::CpuInfo;
 use gan_models::kernels::Kernels;
 use gan_models::Architecture;
 use gan_train::training::bench;
@@ -19,6 +20,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchKernels::Fast => &[Kernels::Fast],
         BenchKernels::Candle => &[Kernels::Candle],
     };
+    println!("{}", CpuInfo::detect());
     println!("| architecture | kernels | batch | timed steps | train images/s (median) |");
     println!("|---|---|---|---|---|");
     for name in names {
