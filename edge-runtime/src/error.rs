@@ -7,6 +7,12 @@ pub enum EdgeError {
     Request(String),
     #[error("display {target}: {message}")]
     Display { target: String, message: String },
+    /// A `fb:` path that is neither a framebuffer device nor given a geometry (a plain file).
+    #[error("display {target}: not a framebuffer device ({source}); a plain file needs its geometry and pixel format given")]
+    NotAFramebuffer {
+        target: String,
+        source: std::io::Error,
+    },
     /// A display's file or device failed (`action`: "cannot open", "write failed", …).
     #[error("display {target}: {action}: {source}")]
     DisplayIo {

@@ -172,10 +172,10 @@ fn query(file: &File, path: &Path) -> Result<Geometry> {
             ) == 0
     };
     if !ok {
-        return Err(err(format!(
-            "not a framebuffer device ({}); a plain file needs its geometry and pixel format given",
-            std::io::Error::last_os_error()
-        )));
+        return Err(EdgeError::NotAFramebuffer {
+            target: path.display().to_string(),
+            source: std::io::Error::last_os_error(),
+        });
     }
     let format = match (
         var.bits_per_pixel,

@@ -79,10 +79,6 @@ fn clip(s: &str) -> String {
     s.chars().take(MAX_VALUE_LEN).collect()
 }
 
-fn text(status: u16, body: &str) -> Response {
-    Response::text(status, body)
-}
-
 /// The kiosk page: what the display shows (`/frame.png`, reloaded when `/frame.json` says a new
 /// frame was drawn), a "next" button and one per class, sized for a phone.
 const PAGE: &str = r#"<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -149,16 +145,16 @@ fn handle(
             return Response::new(200, "application/json", counters.to_json())
         }
         (Method::Get, "/frame.png") => {
-            return match latest.get() {
-                Some(frame) => Response::new(200, "image/png", frame.png)
-                    .with_header("Cache-Control", "no-store"),
-                None => text(404, "no frame drawn yet"),
+            return match latest.png() {
+                Some(Ok(png)) => {
+                    Response::new(200, "image/png", png).with_header("Cache-Control", "no-store")
+                }
+                Some(Err(e)) => Response::text(500, &e.to_string()),
+                None => Response::text(404, "no frame drawn yet"),
             }
         }
         (Method::Get, "/frame.json") => {
-            let (number, caption) = latest
-                .get()
-                .map_or((0, String::new()), |f| (f.number, f.caption));
+            let (number, caption) = latest.summary().unwrap_or_default();
             let json = serde_json::json!({ "number": number, "caption": caption });
             return Response::new(200, "application/json", json.to_string())
                 .with_header("Cache-Control", "no-store");
@@ -167,11 +163,11 @@ fn handle(
     }
     let query = match parse_query(&request.query) {
         Ok(q) => q,
-        Err(e) => return text(400, &e),
+        Err(e) => return Response::text(400, &e),
     };
     let mut g = match generator.lock() {
         Ok(g) => g,
-        Err(_) => return text(500, "generator unavailable"),
+        Err(_) => return Response::text(500, "generator unavailable"),
     };
     let label = match query
         .label
@@ -180,7 +176,7 @@ fn handle(
         .transpose()
     {
         Ok(l) => l,
-        Err(e) => return text(400, &e.to_string()),
+        Err(e) => return Response::text(400, &e.to_string()),
     };
     match (request.method, path) {
         (Method::Get, "/") => {
@@ -196,14 +192,11 @@ fn handle(
                     )
                 })
                 .collect();
-            let frame = latest.get();
+            let (number, caption) = latest.summary().unwrap_or_default();
             let page = PAGE
                 .replace("{name}", &escape(&g.info.name))
-                .replace(
-                    "{caption}",
-                    &escape(frame.as_ref().map_or("", |f| f.caption.as_str())),
-                )
-                .replace("{number}", &frame.map_or(0, |f| f.number).to_string())
+                .replace("{caption}", &escape(&caption))
+                .replace("{number}", &number.to_string())
                 .replace("{buttons}", &buttons)
                 .replace("{attribution}", &escape(&g.info.attribution));
             Response::new(200, "text/html; charset=utf-8", page)
@@ -212,19 +205,21 @@ fn handle(
             let seed = query.seed.unwrap_or_else(rand::random);
             match render::grid_png(&mut g, query.count.unwrap_or(1), label, seed, 8) {
                 Ok(png) => Response::new(200, "image/png", png),
-                Err(e) => text(500, &e.to_string()),
+                Err(e) => Response::text(500, &e.to_string()),
             }
         }
         (Method::Post, "/next") => {
             let _ = events.send(Event::Next { label });
-            text(202, "ok")
+            Response::text(202, "ok")
         }
         (Method::Post, "/reload") => {
             let _ = events.send(Event::Reload);
-            text(202, "reload requested")
+            Response::text(202, "reload requested")
         }
-        (_, "/" | "/image.png" | "/next" | "/reload" | "/stats") => text(405, "method not allowed"),
-        _ => text(404, "not found"),
+        (_, "/" | "/image.png" | "/next" | "/reload" | "/stats" | "/frame.png" | "/frame.json") => {
+            Response::text(405, "method not allowed")
+        }
+        _ => Response::text(404, "not found"),
     }
 }
 

@@ -62,7 +62,6 @@ pub struct Kiosk {
     watch: Option<ModelWatch>,
     /// Where each drawn screen is also published (for the web page), if anywhere.
     latest: Option<Arc<LatestFrame>>,
-    frames_drawn: u64,
     pub frames_shown: u64,
     pub display_errors: u64,
     pub reloads: u64,
@@ -80,14 +79,13 @@ impl Kiosk {
             walk: None,
             watch: None,
             latest: None,
-            frames_drawn: 0,
             frames_shown: 0,
             display_errors: 0,
             reloads: 0,
         }
     }
 
-    /// Publish every screen drawn, as PNG with its caption, to `latest`.
+    /// Publish every screen drawn, with its caption, to `latest`.
     pub fn publish_to(&mut self, latest: Arc<LatestFrame>) {
         self.latest = Some(latest);
     }
@@ -196,18 +194,15 @@ impl Kiosk {
             width: info.width,
         };
         let _ = screen::draw(&mut self.display, &picture, &caption, &status);
-        self.frames_drawn += 1;
         if let Some(latest) = &self.latest {
-            let mut canvas = Canvas::new(self.display.size());
-            let _ = screen::draw(&mut canvas, &picture, &caption, &status);
-            match canvas.png() {
-                Ok(png) => latest.set(Frame {
-                    number: self.frames_drawn,
-                    caption,
-                    png,
-                }),
-                Err(e) => tracing::warn!("cannot encode the frame for the web page: {e}"),
-            }
+            let mut screen = Canvas::new(self.display.size());
+            let _ = screen::draw(&mut screen, &picture, &caption, &status);
+            latest.set(Frame {
+                // Every drawn frame ends shown or as a display error.
+                number: self.frames_shown + self.display_errors + 1,
+                caption,
+                screen,
+            });
         }
         drop(g);
         match self.display.present() {

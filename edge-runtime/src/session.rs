@@ -42,8 +42,11 @@ pub fn run(
     options: KioskOptions,
 ) -> Result<Report> {
     let generator = Arc::new(Mutex::new(generator));
-    let latest = Arc::new(LatestFrame::default());
-    let publish = inputs.http.is_some();
+    // The web page shows what the display shows: only a kiosk with HTTP publishes its frames.
+    let latest = inputs
+        .http
+        .as_ref()
+        .map(|_| Arc::new(LatestFrame::default()));
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
@@ -60,11 +63,11 @@ pub fn run(
             }
         }
     });
-    if let Some(address) = inputs.http {
+    if let (Some(address), Some(latest)) = (inputs.http, &latest) {
         let listener = TcpListener::bind(&address)
             .map_err(|e| EdgeError::Runtime(format!("cannot listen on {address}: {e}")))?;
         tracing::info!("HTTP on http://{address}/");
-        let (g, tx, frame) = (Arc::clone(&generator), tx.clone(), Arc::clone(&latest));
+        let (g, tx, frame) = (Arc::clone(&generator), tx.clone(), Arc::clone(latest));
         std::thread::spawn(move || http::serve(listener, g, frame, tx, Limits::default()));
     }
     // Restores the terminal when the session returns, whatever the reader thread is doing.
@@ -80,7 +83,7 @@ pub fn run(
     drop(tx);
     let mut kiosk = Kiosk::new(generator, display, options);
     kiosk.watch_model(watch);
-    if publish {
+    if let Some(latest) = latest {
         kiosk.publish_to(latest);
     }
     kiosk.run(rx, &stop)?;

@@ -7,6 +7,9 @@ pub enum TrainError {
     Data { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
+    /// A fresh run pointed at a run directory that already holds a checkpoint.
+    #[error("{path}: a checkpoint already exists: resume it, or train into a new run directory")]
+    CheckpointExists { path: PathBuf },
     /// A training or evaluation setting outside what it can be.
     #[error("invalid setting: {0}")]
     Setting(String),

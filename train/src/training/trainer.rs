@@ -177,10 +177,9 @@ pub fn train(
         (models, state)
     } else {
         if checkpoint::path(run_dir).exists() {
-            return Err(TrainError::checkpoint(
-                checkpoint::path(run_dir),
-                "a checkpoint already exists: resume it, or train into a new run directory",
-            ));
+            return Err(TrainError::CheckpointExists {
+                path: checkpoint::path(run_dir),
+            });
         }
         let mut init = stream(opts.seed, Purpose::Init, 0);
         let models = Models::fresh(

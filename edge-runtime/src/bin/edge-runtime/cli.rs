@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use gan_edge_runtime::display::{Display, DisplayOptions};
 use gan_edge_runtime::model::Generator;
 use gan_edge_runtime::model_watch::ModelWatch;
+use gan_edge_runtime::EdgeError;
 
 #[derive(Parser)]
 #[command(
@@ -65,18 +65,17 @@ pub struct DisplayArgs {
 
 impl DisplayArgs {
     pub fn open(&self) -> anyhow::Result<Display> {
-        let display = Display::open(&DisplayOptions {
+        match Display::open(&DisplayOptions {
             spec: &self.display,
             fb_geometry: self.fb_geometry.as_deref(),
             fb_format: &self.fb_format,
             size: self.size.as_deref(),
-        });
-        if self.display.starts_with("fb") && self.fb_geometry.is_none() {
-            return display.context(
+        }) {
+            Err(e @ EdgeError::NotAFramebuffer { .. }) => Err(anyhow::Error::new(e).context(
                 "for a plain file as framebuffer, pass --fb-geometry WxH --fb-format FORMAT",
-            );
+            )),
+            display => Ok(display?),
         }
-        Ok(display?)
     }
 }
 

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use gan_models::checkpoint::CHECKPOINT_FILE_NAME;
 use gan_models::kernels::Kernels;
 use gan_train::architecture::ArchitectureOptions;
 use gan_train::data::{folder, mnist};
@@ -13,6 +12,7 @@ use gan_train::preset::Preset;
 use gan_train::training::optim::AdamConfig;
 use gan_train::training::recipe::{LossKind, Recipe};
 use gan_train::training::trainer::{train, Outcome, TrainOptions};
+use gan_train::TrainError;
 
 use crate::cli::{DatasetKind, KernelsArg, LossArg, PresetArg, TrainArgs};
 
@@ -25,12 +25,6 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         .context("--dataset is required (mnist or folder)")?;
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
-    }
-    if !args.resume && out.join(CHECKPOINT_FILE_NAME).exists() {
-        bail!(
-            "{}: a checkpoint already exists: pass --resume to continue it, or pick a new --out",
-            out.join(CHECKPOINT_FILE_NAME).display()
-        );
     }
     let device = crate::device::open(args.device)?;
     let mut data = match kind {
@@ -105,7 +99,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .context("cannot install the Ctrl-C handler")?;
-    let summary = train(&data, config, &opts, out, &device, &stop)?;
+    let summary = match train(&data, config, &opts, out, &device, &stop) {
+        Err(TrainError::CheckpointExists { path }) => bail!(
+            "{}: a checkpoint already exists: pass --resume to continue it, or pick a new --out",
+            path.display()
+        ),
+        summary => summary?,
+    };
     tracing::info!(
         step = summary.state.step,
         epoch = summary.state.epoch,
