@@ -4,4 +4,5 @@
 pub mod augment;
 pub mod dataset;
 pub mod folder;
+pub mod labels;
 pub mod mnist;

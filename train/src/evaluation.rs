@@ -1,7 +1,8 @@
-//! Scoring generators: the digit judge and FID in its features, SWD, and feature diversity.
+//! Scoring generators: the judge (digits, face parts) and FID in its features, SWD, and diversity.
 
 pub mod diversity;
 pub mod eval;
 pub mod fid;
 pub mod judge;
+pub mod parts;
 pub mod swd;

@@ -3,6 +3,7 @@
 use candle_core::{Device, Tensor};
 use gan_models::DatasetInfo;
 
+use crate::data::labels::Labels;
 use crate::error::{Result, TrainError};
 
 pub struct Dataset {
@@ -10,6 +11,8 @@ pub struct Dataset {
     pixels: Vec<u8>,
     /// One label per image; empty for unlabelled data.
     labels: Vec<u32>,
+    /// Categorical attributes per image, from a labels CSV.
+    attributes: Option<Labels>,
     pub channels: usize,
     pub height: usize,
     pub width: usize,
@@ -33,6 +36,7 @@ impl Dataset {
         let ds = Self {
             pixels,
             labels,
+            attributes: None,
             channels,
             height,
             width,
@@ -46,6 +50,23 @@ impl Dataset {
             )));
         }
         Ok(ds)
+    }
+
+    /// Attaches one row of attributes per image.
+    pub fn with_attributes(mut self, attributes: Labels) -> Result<Self> {
+        if attributes.len() != self.len() {
+            return Err(TrainError::Dataset(format!(
+                "{} attribute rows for {} images",
+                attributes.len(),
+                self.len()
+            )));
+        }
+        self.attributes = Some(attributes);
+        Ok(self)
+    }
+
+    pub fn attributes(&self) -> Option<&Labels> {
+        self.attributes.as_ref()
     }
 
     pub fn len(&self) -> usize {
@@ -79,6 +100,9 @@ impl Dataset {
         let per = self.channels * self.height * self.width;
         self.pixels.truncate(n * per);
         self.labels.truncate(n);
+        if let Some(a) = &mut self.attributes {
+            a.truncate(n);
+        }
     }
 
     /// The images at `indices` as flat NCHW floats in [-1, 1], the form generators produce.

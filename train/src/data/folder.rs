@@ -8,6 +8,7 @@ use image::imageops::FilterType;
 use image::{DynamicImage, GenericImageView, Rgba, RgbaImage};
 
 use crate::data::dataset::Dataset;
+use crate::data::labels::{Attribute, Labels};
 use crate::error::{Result, TrainError};
 
 const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
@@ -39,6 +40,31 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Loads every image as `channels` (1 or 3) × `size` × `size`.
 pub fn load(dir: &Path, size: usize, channels: usize, attribution: &str) -> Result<Dataset> {
+    load_files(dir, list_images(dir)?, size, channels, attribution)
+}
+
+/// [`load`] with each image's attributes from `labels` (see [`Labels::read`] for `known`).
+/// The labels are checked before any image is decoded.
+pub fn load_labelled(
+    dir: &Path,
+    labels: &Path,
+    known: Option<&[Attribute]>,
+    size: usize,
+    channels: usize,
+    attribution: &str,
+) -> Result<Dataset> {
+    let files = list_images(dir)?;
+    let table = Labels::read(labels, &files, known)?;
+    load_files(dir, files, size, channels, attribution)?.with_attributes(table)
+}
+
+fn load_files(
+    dir: &Path,
+    files: Vec<PathBuf>,
+    size: usize,
+    channels: usize,
+    attribution: &str,
+) -> Result<Dataset> {
     if channels != 1 && channels != 3 {
         return Err(TrainError::Setting(format!(
             "channels must be 1 or 3, got {channels}"
@@ -49,7 +75,6 @@ pub fn load(dir: &Path, size: usize, channels: usize, attribution: &str) -> Resu
             "the image size must be positive".into(),
         ));
     }
-    let files = list_images(dir)?;
     let mut pixels = Vec::with_capacity(files.len() * channels * size * size);
     for file in &files {
         let bytes = std::fs::read(file).map_err(|source| TrainError::Io {

@@ -14,9 +14,13 @@ pub struct Distances {
 
 impl Distances {
     pub fn of(set: ImageSet) -> Self {
-        let n = set.len();
-        let per = set.channels * set.side * set.side;
-        let x = DMatrix::from_row_slice(n, per, &set.data[..n * per]).map(|v| v as f64);
+        Self::of_rows(set.data, set.channels * set.side * set.side)
+    }
+
+    /// Distances between the rows of `data` (`n × dim`, row-major), features for instance.
+    pub fn of_rows(data: &[f32], dim: usize) -> Self {
+        let n = data.len() / dim.max(1);
+        let x = DMatrix::from_row_slice(n, dim, &data[..n * dim]).map(|v| v as f64);
         let gram = &x * x.transpose();
         let mut d = vec![0f64; n * n];
         for i in 0..n {

@@ -14,12 +14,14 @@ use crate::data::dataset::Dataset;
 use crate::error::{Result, TrainError};
 use crate::evaluation::diversity::{near_duplicate_rate, quantile, Distances};
 use crate::evaluation::fid::Gaussian;
-use crate::evaluation::judge::{accuracy, images, Judge, CLASSES, FEATURES};
+use crate::evaluation::judge::{accuracy, images, Judge};
 use crate::evaluation::swd::{swd, ImageSet};
 use crate::training::rng::{normal, permutation, stream, Purpose};
 
 /// Latents per generator call.
 const CHUNK: usize = 500;
+/// MNIST's classes: what a conditional model without contract metadata is taken to draw.
+const CLASSES: usize = 10;
 
 /// A generator to score, as it ships.
 pub enum Source {
@@ -157,7 +159,7 @@ impl Reference {
         device: &Device,
     ) -> Result<Self> {
         let count = n.min(test.len()).min(train.len());
-        let per = 28 * 28;
+        let per: usize = judge.input().iter().product();
         let test_images = images(test);
         let test_features = judge.judge(&test_images[..count * per], device)?.features;
         // Only the chosen training images are converted (the whole set would be 188 MB of f32).
@@ -167,8 +169,9 @@ impl Reference {
                 .copied(),
         );
         let train_features = judge.judge(&chosen, device)?.features;
-        let test = Gaussian::fit(&test_features, FEATURES)?;
-        let floor = Gaussian::fit(&train_features, FEATURES)?.frechet_distance(&test);
+        let dim = judge.feature_width();
+        let test = Gaussian::fit(&test_features, dim)?;
+        let floor = Gaussian::fit(&train_features, dim)?.frechet_distance(&test);
         Ok(Self { test, floor, count })
     }
 }
@@ -195,6 +198,12 @@ pub fn score_digits(
     reference: &Reference,
     device: &Device,
 ) -> Result<DigitScore> {
+    if judge.heads.len() != 1 || judge.heads[0].classes.len() != CLASSES {
+        return Err(TrainError::Metric(
+            "digits are scored by a judge with one head of ten classes (`train classifier` on MNIST)"
+                .into(),
+        ));
+    }
     let per = 28 * 28;
     if generated.is_empty() || !generated.len().is_multiple_of(per) {
         return Err(TrainError::Metric(format!(
@@ -221,7 +230,7 @@ pub fn score_digits(
         accuracy: (!requested.is_empty()).then(|| accuracy(&got.predictions, requested)),
         histogram,
         entropy_bits,
-        fid: Gaussian::fit(&got.features, FEATURES)?.frechet_distance(&reference.test),
+        fid: Gaussian::fit(&got.features, judge.feature_width())?.frechet_distance(&reference.test),
         floor: reference.floor,
     })
 }
@@ -261,11 +270,11 @@ impl fmt::Display for DigitScore {
 }
 
 /// Images compared per side for the pairwise-distance metrics (the distance matrix is n²).
-const DIVERSITY_SAMPLE: usize = 1000;
+pub(crate) const DIVERSITY_SAMPLE: usize = 1000;
 /// Patches per SWD level over the whole set (ProGAN used 2²¹; this keeps memory near 100 MB).
 const SWD_DESCRIPTORS: usize = 1 << 17;
 /// Real images closer than this quantile of real nearest-neighbour distances count as duplicates.
-const DUPLICATE_QUANTILE: f64 = 0.01;
+pub(crate) const DUPLICATE_QUANTILE: f64 = 0.01;
 
 /// The real side for image folders: two disjoint random sets of real images.
 pub struct FolderReference {

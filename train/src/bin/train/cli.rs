@@ -14,7 +14,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
         train --dataset folder --data faces/ --image-size 64 --out runs/faces --epochs 15 --preset shipped\n  \
         train --dataset mnist --data data/mnist --out runs/mnist --epochs 40 --resume\n  \
         train classifier --data data/mnist --out models/pretrained/mnist-judge.safetensors\n  \
+        train classifier --data faces/ --labels faces/labels.csv --held-out faces-test/ --out faces-judge.safetensors\n  \
         train eval --model models/pretrained/mnist-cdcgan.onnx --data data/mnist\n  \
+        train eval --model models/pretrained/faces-dcgan64.onnx --data faces/ --held-out faces-test/\n  \
         train bench",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
@@ -30,19 +32,37 @@ pub struct Cli {
 pub enum Command {
     /// Measure training images/s of the reference architectures on synthetic data.
     Bench(BenchArgs),
-    /// Train the digit judge (a small CNN on MNIST) that `eval` scores generators with.
+    /// Train a judge that `eval` scores generators with: a small CNN with one classifier head
+    /// per label column (MNIST: the digit; an image folder: each column of its labels CSV).
     Classifier(ClassifierArgs),
     /// Score a generator. Digits: judge accuracy on requested digits, class distribution, FID
-    /// vs the MNIST test set. Image folders: multi-scale SWD, diversity ratio, near-duplicate
-    /// rate. Each next to the same numbers for real images.
+    /// vs the MNIST test set. Image folders with a judge: FID in its features, per-attribute
+    /// class-mix distance, its confidence, diversity and near-duplicates in its features; and
+    /// multi-scale SWD. Each next to the same numbers for real images.
     Eval(EvalArgs),
 }
 
 #[derive(Args)]
 pub struct ClassifierArgs {
-    /// MNIST directory (the four IDX files, .gz or not).
+    /// MNIST directory (the four IDX files, .gz or not), or with --labels an image folder.
     #[arg(long)]
     pub data: PathBuf,
+    /// Labels CSV of the image folder --data: a `file` column and categorical columns, one
+    /// head each (e.g. faces' hair, eyes, glasses). Without it --data is MNIST.
+    #[arg(long, requires = "held_out")]
+    pub labels: Option<PathBuf>,
+    /// Held-out image folder the judge is measured on (never trained on); with --labels.
+    #[arg(long, requires = "labels")]
+    pub held_out: Option<PathBuf>,
+    /// Labels CSV of --held-out [default: HELD_OUT/labels.csv].
+    #[arg(long, requires = "held_out")]
+    pub held_out_labels: Option<PathBuf>,
+    /// Side the folder's images are resized to.
+    #[arg(long, default_value_t = 64)]
+    pub image_size: usize,
+    /// 1 (grey) or 3 (RGB).
+    #[arg(long, default_value_t = 3)]
+    pub channels: usize,
     /// Where to write the judge (safetensors).
     #[arg(long, default_value = DEFAULT_JUDGE)]
     pub out: PathBuf,
@@ -65,9 +85,13 @@ pub struct EvalArgs {
     /// floor). Other images: the image folder the model was trained on.
     #[arg(long)]
     pub data: PathBuf,
-    /// The digit judge written by `train classifier`.
-    #[arg(long, default_value = DEFAULT_JUDGE)]
-    pub judge: PathBuf,
+    /// The judge written by `train classifier` [default: the shipped one for the model's
+    /// images: models/pretrained/mnist-judge.safetensors for digits, faces-judge for 3×64×64].
+    #[arg(long)]
+    pub judge: Option<PathBuf>,
+    /// Image folders: held-out real images for the floor (else other training images).
+    #[arg(long)]
+    pub held_out: Option<PathBuf>,
     /// Generated samples (and real images per side of the floor).
     #[arg(short, long, default_value_t = 10_000)]
     pub n: usize,
@@ -85,6 +109,8 @@ pub struct EvalArgs {
 }
 
 pub const DEFAULT_JUDGE: &str = "models/pretrained/mnist-judge.safetensors";
+/// The judge `eval` uses for 3×64×64 folder models when none is named.
+pub const DEFAULT_FACES_JUDGE: &str = "models/pretrained/faces-judge.safetensors";
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum DatasetKind {

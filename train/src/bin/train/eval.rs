@@ -1,6 +1,7 @@
-//! `train eval`: scores a generator file against real data, digits with the judge and FID,
-//! image folders with SWD and diversity.
+//! `train eval`: scores a generator file against real data: digits with the digit judge and
+//! FID, image folders with a judge of their parts (where one fits) and SWD and diversity.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -11,9 +12,10 @@ use gan_train::evaluation::eval::{
     image_table, sample, score_digits, score_images, FolderReference, Reference, Source,
 };
 use gan_train::evaluation::judge::Judge;
+use gan_train::evaluation::parts::{parts_table, PartsReference};
 use gan_train::training::samples::write_image_grid;
 
-use crate::cli::EvalArgs;
+use crate::cli::{EvalArgs, DEFAULT_FACES_JUDGE, DEFAULT_JUDGE};
 
 /// Images in the `--grid` of `train eval`.
 const EVAL_GRID: usize = 64;
@@ -39,12 +41,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn eval_digits(args: &EvalArgs, source: &mut Source, device: &Device) -> anyhow::Result<ExitCode> {
-    let judge = Judge::load(&args.judge, device).with_context(|| {
-        format!(
-            "cannot load the judge (train one with `train classifier --data MNIST_DIR --out {}`)",
-            args.judge.display()
-        )
-    })?;
+    let path = args.judge.clone().unwrap_or_else(|| DEFAULT_JUDGE.into());
+    let judge = load_judge(&path, "--data MNIST_DIR", device)?;
     let train = mnist::load(&args.data, mnist::Split::Train)?;
     let test = mnist::load(&args.data, mnist::Split::Test)?;
     let reference = Reference::new(&judge, &train, &test, args.n, args.seed, device)?;
@@ -54,8 +52,8 @@ fn eval_digits(args: &EvalArgs, source: &mut Source, device: &Device) -> anyhow:
         .with_context(|| format!("scoring {}", args.model.display()))?;
     println!(
         "judge: {} (test accuracy {:.2} %)",
-        args.judge.display(),
-        judge.test_accuracy * 100.0
+        path.display(),
+        judge.mean_accuracy() * 100.0
     );
     println!("real images per side of the floor: {}", reference.count);
     println!("{score}");
@@ -71,15 +69,49 @@ fn eval_folder(
     if height != width {
         bail!("folder metrics need square images; the model makes {height}×{width}");
     }
+    let shape = [channels, height, width];
+    let judge = folder_judge(args, shape, device)?;
     let data = folder::load(&args.data, height, channels, "")?;
     let reference = FolderReference::new(&data, args.n, args.seed)?;
-    let (images, _) = sample(source, reference.count, args.seed, device)?;
-    write_eval_grid(args, &images, [channels, height, width])?;
+    let (images, _) = sample(source, args.n.max(reference.count), args.seed, device)?;
+    write_eval_grid(args, &images, shape)?;
+    match &judge {
+        Some((path, judge)) => {
+            let held_out = args
+                .held_out
+                .as_deref()
+                .map(|dir| folder::load(dir, height, channels, ""))
+                .transpose()?;
+            let real =
+                PartsReference::new(judge, &data, held_out.as_ref(), args.n, args.seed, device)?;
+            let score = real
+                .score(judge, &images, device)
+                .with_context(|| format!("scoring {}", args.model.display()))?;
+            println!(
+                "judge: {} (held-out accuracy {:.2} % mean over {} attributes)",
+                path.display(),
+                judge.mean_accuracy() * 100.0,
+                judge.heads.len()
+            );
+            println!(
+                "{} generated images; FID on {} per side against as many training images",
+                score.samples, real.count
+            );
+            println!(
+                "{}\n",
+                parts_table(judge, &score, &real.floor, real.held_out)
+            );
+        }
+        None => println!(
+            "no judge for {channels}×{height}×{width} images: pixel statistics only \
+             (train one with `train classifier --data DIR --labels CSV --held-out DIR`)"
+        ),
+    }
     let score = score_images(&images, &reference, args.seed)
         .with_context(|| format!("scoring {}", args.model.display()))?;
     let floor = reference.floor(args.seed)?;
     println!(
-        "{} generated vs {} real images ({} more real images for the floor); {}",
+        "pixel statistics (SWD): {} generated vs {} real images ({} more real images for the floor); {}",
         score.samples,
         reference.count,
         reference.count,
@@ -97,4 +129,39 @@ fn write_eval_grid(args: &EvalArgs, images: &[f32], shape: [usize; 3]) -> anyhow
     write_image_grid(images, n, shape, 8, path)?;
     println!("grid of the first {n} images: {}", path.display());
     Ok(())
+}
+
+fn load_judge(path: &Path, data_hint: &str, device: &Device) -> anyhow::Result<Judge> {
+    Judge::load(path, device).with_context(|| {
+        format!(
+            "cannot load the judge (train one with `train classifier {data_hint} --out {}`)",
+            path.display()
+        )
+    })
+}
+
+/// The judge named by `--judge`, else the shipped faces judge when it reads the model's images.
+fn folder_judge(
+    args: &EvalArgs,
+    shape: [usize; 3],
+    device: &Device,
+) -> anyhow::Result<Option<(PathBuf, Judge)>> {
+    let hint = "--data DIR --labels CSV --held-out DIR";
+    let (path, judge) = match &args.judge {
+        Some(path) => (path.clone(), load_judge(path, hint, device)?),
+        None if shape == [3, 64, 64] && Path::new(DEFAULT_FACES_JUDGE).exists() => {
+            let path = PathBuf::from(DEFAULT_FACES_JUDGE);
+            let judge = load_judge(&path, hint, device)?;
+            (path, judge)
+        }
+        None => return Ok(None),
+    };
+    if judge.input() != shape {
+        bail!(
+            "{} reads {:?} images; the model makes {shape:?}",
+            path.display(),
+            judge.input()
+        );
+    }
+    Ok(Some((path, judge)))
 }
