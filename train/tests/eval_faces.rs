@@ -60,7 +60,7 @@ fn real_faces_score_near_the_floor_noise_and_a_constant_generator_far_from_it() 
     let device = Device::Cpu;
     // 128 of the 256 training faces are the reference; the other 128 are "generated".
     let reference = PartsReference::new(&judge, &train, Some(&held_out), 128, 0, &device).unwrap();
-    assert_eq!(reference.count, 128);
+    assert_eq!(reference.count(), 128);
     let floor = &reference.floor;
     assert!(floor.fid > 0.0 && floor.confidence > 0.9, "{floor:?}");
     let other_real: Vec<f32> = train.floats(0..train.len());

@@ -181,20 +181,9 @@ impl Labels {
         self.values.is_empty()
     }
 
-    /// The classes of image `i`, one per attribute.
-    pub fn row(&self, i: usize) -> &[u32] {
-        let a = self.attributes.len();
-        &self.values[i * a..(i + 1) * a]
-    }
-
-    /// Attribute `k`'s class for every image.
-    pub fn column(&self, k: usize) -> Vec<u32> {
-        self.values
-            .iter()
-            .skip(k)
-            .step_by(self.attributes.len())
-            .copied()
-            .collect()
+    /// Every image's classes, `images × attributes`, row-major.
+    pub fn values(&self) -> &[u32] {
+        &self.values
     }
 
     pub(crate) fn truncate(&mut self, n: usize) {
@@ -240,33 +229,33 @@ mod tests {
         .unwrap();
         assert_eq!(labels.attributes[0].classes, ["long", "short"]);
         assert_eq!(labels.attributes[1].classes, ["none", "round"]);
-        assert_eq!(labels.row(0), [0, 1]);
-        assert_eq!(labels.row(1), [1, 0]);
-        assert_eq!(labels.column(0), [0, 1, 0]);
+        assert_eq!(labels.values(), [0, 1, 1, 0, 0, 0]);
         assert_eq!(labels.len(), 3);
     }
 
     #[test]
     fn bad_files_are_refused_with_their_line() {
         let two = ["a.png", "b.png"];
-        let e = problem("file,hair\na.png,x\nz.png,y\n", &two);
-        assert!(e.contains("line 3") && e.contains("z.png"), "{e}");
-        let e = problem("file,hair\na.png,x\n", &two);
-        assert!(e.contains("no row for /data/b.png"), "{e}");
-        let e = problem("file,hair\na.png,x\nb.png,y\na.png,y\n", &two);
-        assert!(e.contains("line 4") && e.contains("line 2"), "{e}");
-        let e = problem("file,hair\na.png,x\nb.png,\n", &two);
-        assert!(e.contains("line 3: empty value in column `hair`"), "{e}");
-        let e = problem("file,hair\na.png,x\nb.png,x\n", &two);
-        assert!(e.contains("one class"), "{e}");
-        let e = problem("name,hair\na.png,x\n", &two);
-        assert!(e.contains("no `file` column"), "{e}");
-        let e = problem("file\na.png\nb.png\n", &two);
-        assert!(e.contains("no label columns"), "{e}");
-        let e = problem("file,hair,hair\na.png,x,y\nb.png,y,x\n", &two);
-        assert!(e.contains("repeated"), "{e}");
-        let e = problem("file,hair\na.png,x,extra\nb.png,y\n", &two);
-        assert!(e.contains("line 2"), "{e}");
+        for (text, wanted) in [
+            ("file,hair\na.png,x\nz.png,y\n", &["line 3", "z.png"][..]),
+            ("file,hair\na.png,x\n", &["no row for /data/b.png"]),
+            (
+                "file,hair\na.png,x\nb.png,y\na.png,y\n",
+                &["line 4", "line 2"],
+            ),
+            (
+                "file,hair\na.png,x\nb.png,\n",
+                &["line 3: empty value in column `hair`"],
+            ),
+            ("file,hair\na.png,x\nb.png,x\n", &["one class"]),
+            ("name,hair\na.png,x\n", &["no `file` column"]),
+            ("file\na.png\nb.png\n", &["no label columns"]),
+            ("file,hair,hair\na.png,x,y\nb.png,y,x\n", &["repeated"]),
+            ("file,hair\na.png,x,extra\nb.png,y\n", &["line 2"]),
+        ] {
+            let e = problem(text, &two);
+            assert!(wanted.iter().all(|w| e.contains(w)), "{text:?}: {e}");
+        }
         let many: String = (0..=MAX_CLASSES)
             .map(|i| format!("f{i}.png,c{i}\n"))
             .collect();
@@ -284,7 +273,7 @@ mod tests {
         std::fs::write(&path, "file,hair\nc.png,short\n").unwrap();
         let test = Labels::read(&path, &files(&["c.png"]), Some(&train.attributes)).unwrap();
         assert_eq!(test.attributes, train.attributes);
-        assert_eq!(test.row(0), [1]);
+        assert_eq!(test.values(), [1]);
         std::fs::write(&path, "file,hair\nc.png,bald\n").unwrap();
         let e = Labels::read(&path, &files(&["c.png"]), Some(&train.attributes)).unwrap_err();
         assert!(e.to_string().contains("line 2: class \"bald\""), "{e}");

@@ -341,10 +341,7 @@ fn digit_head(classes: Vec<String>) -> Attribute {
 /// (`images × heads`). MNIST has one head, the digit; a folder has one per labels-CSV column.
 pub fn targets(data: &Dataset) -> Result<(Vec<Attribute>, Vec<u32>)> {
     if let Some(labels) = data.attributes() {
-        let values = (0..labels.len())
-            .flat_map(|i| labels.row(i).to_vec())
-            .collect();
-        return Ok((labels.attributes.clone(), values));
+        return Ok((labels.attributes.clone(), labels.values().to_vec()));
     }
     if data.is_labelled() {
         return Ok((

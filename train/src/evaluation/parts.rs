@@ -85,8 +85,6 @@ pub struct PartsReference {
     real: RealSide,
     /// The held-out images scored as if generated.
     pub floor: PartsScore,
-    /// Images per side of each FID.
-    pub count: usize,
     /// Whether the floor's images were a held-out set (else training images not in the
     /// reference).
     pub held_out: bool,
@@ -151,9 +149,13 @@ impl PartsReference {
         Ok(Self {
             floor: real.score(judge, &floor_judged)?,
             real,
-            count,
             held_out: held_out.is_some(),
         })
+    }
+
+    /// Images per side of each FID.
+    pub fn count(&self) -> usize {
+        self.real.count
     }
 
     /// Scores generated images (flat NCHW in [-1, 1], at least [`Self::count`] of them).

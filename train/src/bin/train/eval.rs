@@ -73,7 +73,7 @@ fn eval_folder(
     let judge = folder_judge(args, shape, device)?;
     let data = folder::load(&args.data, height, channels, "")?;
     let reference = FolderReference::new(&data, args.n, args.seed)?;
-    let (images, _) = sample(source, args.n.max(reference.count), args.seed, device)?;
+    let (images, _) = sample(source, args.n, args.seed, device)?;
     write_eval_grid(args, &images, shape)?;
     match &judge {
         Some((path, judge)) => {
@@ -95,7 +95,8 @@ fn eval_folder(
             );
             println!(
                 "{} generated images; FID on {} per side against as many training images",
-                score.samples, real.count
+                score.samples,
+                real.count()
             );
             println!(
                 "{}\n",
@@ -147,15 +148,14 @@ fn folder_judge(
     device: &Device,
 ) -> anyhow::Result<Option<(PathBuf, Judge)>> {
     let hint = "--data DIR --labels CSV --held-out DIR";
-    let (path, judge) = match &args.judge {
-        Some(path) => (path.clone(), load_judge(path, hint, device)?),
+    let path = match &args.judge {
+        Some(path) => path.clone(),
         None if shape == [3, 64, 64] && Path::new(DEFAULT_FACES_JUDGE).exists() => {
-            let path = PathBuf::from(DEFAULT_FACES_JUDGE);
-            let judge = load_judge(&path, hint, device)?;
-            (path, judge)
+            PathBuf::from(DEFAULT_FACES_JUDGE)
         }
         None => return Ok(None),
     };
+    let judge = load_judge(&path, hint, device)?;
     if judge.input() != shape {
         bail!(
             "{} reads {:?} images; the model makes {shape:?}",
