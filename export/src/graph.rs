@@ -72,6 +72,15 @@ fn int(name: &str, value: i64) -> AttributeProto {
     }
 }
 
+fn string(name: &str, value: &str) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(attribute_type::STRING),
+        s: Some(value.as_bytes().to_vec()),
+        ..Default::default()
+    }
+}
+
 fn float(name: &str, value: f32) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
@@ -197,6 +206,21 @@ pub fn build_model(loaded: &LoadedGenerator, model_name: &str) -> Result<ModelPr
                 b.node("Reshape", &[&x, &shape_name], &out, vec![])
             }
             Layer::Flatten => b.node("Flatten", &[&x], &out, vec![int("axis", 1)]),
+            Layer::Upsample { factor } => {
+                // Output pixel (y, x) reads input (⌊y/f⌋, ⌊x/f⌋): candle's nearest upsample.
+                let f = *factor as f32;
+                let scales = b.floats(format!("l{i}.scales"), &[4], &[1.0, 1.0, f, f]);
+                b.node(
+                    "Resize",
+                    &[&x, "", &scales],
+                    &out,
+                    vec![
+                        string("mode", "nearest"),
+                        string("coordinate_transformation_mode", "asymmetric"),
+                        string("nearest_mode", "floor"),
+                    ],
+                )
+            }
             Layer::Relu => b.node("Relu", &[&x], &out, vec![]),
             Layer::LeakyRelu { slope } => b.node(
                 "LeakyRelu",

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod fold;
 pub mod graph;
+pub mod macs;
 pub mod onnx_proto;
 pub mod verify;
 

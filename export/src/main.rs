@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use gan_export::{graph, verify};
+use gan_export::{graph, macs, verify};
 use gan_models::save_generator;
+use prost::Message;
 
 #[derive(Parser)]
 #[command(
@@ -70,7 +71,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         (o, s) => (o.clone(), s.clone()),
     };
-    let bytes = graph::onnx_bytes(&loaded, &name)?;
+    let model = graph::build_model(&loaded, &name)?;
+    println!(
+        "generator: {} multiply-accumulates per image (counted from the ONNX graph)",
+        macs::graph_macs(&model)?
+    );
+    let bytes = model.encode_to_vec();
     if cli.verify {
         let seed = cli.seed.unwrap_or_else(rand::random);
         let results = verify::verify(

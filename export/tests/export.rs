@@ -8,7 +8,8 @@ use std::process::Command;
 
 use candle_core::{Device, Tensor};
 use gan_contract::{keys, ModelInfo, INPUT_LABEL, INPUT_Z, OUTPUT_IMAGE};
-use gan_export::graph::onnx_bytes;
+use gan_export::graph::{build_model, onnx_bytes};
+use gan_export::macs::graph_macs;
 use gan_export::onnx_proto::ModelProto;
 use gan_export::verify::verify;
 use gan_models::checkpoint::{write_tensor_file, CONFIG_KEY};
@@ -84,6 +85,60 @@ fn dcgan64_parity_with_onnx_runtime() {
             .config(info(0))
             .unwrap(),
     );
+}
+
+/// The 64×64 G that upsamples by nearest neighbour + 3×3 convolution, at the width that keeps
+/// it inside the Pi budget.
+fn upsampling_dcgan64() -> ModelConfig {
+    let arch = Architecture::Dcgan64 {
+        channels: 3,
+        latent: 100,
+        ngf: 21,
+        ndf: 32,
+        minibatch_stddev: true,
+        spectral_norm: false,
+        upsample: true,
+    };
+    arch.config(info(0)).unwrap()
+}
+
+#[test]
+fn upsampling_dcgan64_parity_with_onnx_runtime() {
+    parity(upsampling_dcgan64());
+}
+
+/// MACs counted on the exported graph agree with the config's count for every architecture,
+/// and the upsampling faces G fits the Pi budget of 30 M per image.
+#[test]
+fn graph_macs_match_the_config_and_the_pi_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = [
+        Architecture::from_name("mnist-cdcgan", 1)
+            .unwrap()
+            .config(info(10))
+            .unwrap(),
+        Architecture::from_name("dcgan64", 3)
+            .unwrap()
+            .config(info(0))
+            .unwrap(),
+        upsampling_dcgan64(),
+    ];
+    let mut counted = vec![];
+    for config in &configs {
+        let loaded = load_generator(&saved_generator(dir.path(), config), &Device::Cpu).unwrap();
+        let model = build_model(&loaded, "test-model").unwrap();
+        let macs = graph_macs(&model).unwrap();
+        assert_eq!(macs, config.generator.net.macs().unwrap());
+        counted.push(macs);
+    }
+    assert!(counted[2] <= 30_000_000, "{} MACs", counted[2]);
+    // A graph with an op the counter does not know is refused, not under-counted.
+    let loaded = load_generator(&saved_generator(dir.path(), &configs[0]), &Device::Cpu).unwrap();
+    let mut model = build_model(&loaded, "test-model").unwrap();
+    let graph = model.graph.as_mut().unwrap();
+    graph.node[2].op_type = Some("MatMul".into());
+    let e = graph_macs(&model).unwrap_err().to_string();
+    assert!(e.contains("MatMul"), "{e}");
 }
 
 #[test]

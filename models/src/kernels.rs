@@ -1,5 +1,6 @@
 //! The fast CPU kernels of a training step, in one place: convolutions lowered to GEMM, fused
-//! BatchNorm/bias + activation, the in-place Adam update, and the process settings they need.
+//! BatchNorm/bias + activation, nearest upsampling, the in-place Adam update, and the process
+//! settings they need.
 //! [`Kernels`] chooses between them and candle's own ops (the reference they are tested against).
 
 pub mod adam;
@@ -8,6 +9,7 @@ pub mod cpu;
 pub mod fused;
 pub mod process;
 pub mod storage;
+pub mod upsample;
 
 /// Which code runs a CPU training step's convolutions, BatchNorm + activation and Adam update:
 /// these kernels or candle's own ops. Other devices always use candle's.

@@ -5,7 +5,7 @@ use candle_core::{DType, Tensor, D};
 use crate::config::{Layer, NetConfig, SN_U};
 use crate::error::{ModelError, Result};
 use crate::kernels::fused::{self, Activation};
-use crate::kernels::{conv, Kernels};
+use crate::kernels::{conv, upsample, Kernels};
 use crate::labels::{checked_labels, one_hot};
 use crate::params::{tensor_name, Params};
 
@@ -111,7 +111,26 @@ impl Net {
             } else {
                 None
             };
-            let (y, consumed) = self.layer(i, &layers[i], &x, pass, fused, labels)?;
+            let (y, consumed) = match &layers[i..] {
+                [Layer::Upsample { factor: 2 }, Layer::Conv2d {
+                    kernel: 3,
+                    stride: 1,
+                    padding: 1,
+                    bias,
+                    ..
+                }, ..]
+                    if self.fast(&x) =>
+                {
+                    let fused = layers.get(i + 2).and_then(activation);
+                    let w = self.weight(i + 1, pass)?;
+                    let y = upsample::upsample2_conv3x3(&x, &w)?;
+                    (
+                        self.bias_act(i + 1, *bias, y, pass, fused)?,
+                        2 + fused.is_some() as usize,
+                    )
+                }
+                _ => self.layer(i, &layers[i], &x, pass, fused, labels)?,
+            };
             x = y;
             i += consumed;
         }
@@ -261,6 +280,11 @@ impl Net {
                 x.reshape(full)?
             }
             Layer::Flatten => x.flatten_from(1)?,
+            Layer::Upsample { factor } if fast => upsample::upsample_nearest(x, *factor)?,
+            Layer::Upsample { factor } => {
+                let (_, _, h, w) = x.dims4()?;
+                x.upsample_nearest2d(h * factor, w * factor)?
+            }
             Layer::MinibatchStddev => minibatch_stddev(x)?,
             Layer::Relu | Layer::LeakyRelu { .. } | Layer::Tanh if fast => {
                 fused::bias_act(x, None, activation(layer).expect("an activation"))?

@@ -3,17 +3,10 @@
 
 mod common;
 
-use candle_core::{Device, Tensor, Var};
-use common::rel_err;
+use common::{projection, random, rel_err};
 use gan_models::kernels::conv;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-fn random(rng: &mut ChaCha8Rng, shape: &[usize]) -> Var {
-    let n: usize = shape.iter().product();
-    let data: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
-    Var::from_tensor(&Tensor::from_vec(data, shape, &Device::Cpu).unwrap()).unwrap()
-}
 
 /// Runs `f` with the fast op and with candle's, returns max relative error of y, dx, dw.
 fn check(
@@ -37,16 +30,12 @@ fn check(
                 .conv_transpose2d(w.as_tensor(), pad, 0, stride, 1),
         }
         .unwrap();
-        // A random projection makes every output element matter to the gradient.
-        let proj = Tensor::from_vec(
-            (0..y.elem_count())
-                .map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.5)
-                .collect::<Vec<_>>(),
-            y.shape(),
-            &Device::Cpu,
-        )
-        .unwrap();
-        let grads = (&y * &proj).unwrap().sum_all().unwrap().backward().unwrap();
+        let grads = (&y * projection(&y))
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         (
             y,
             grads.get(x.as_tensor()).unwrap().clone(),

@@ -100,6 +100,21 @@ fn dcgan64_fast_path_matches_candle() {
         ndf: 8,
         minibatch_stddev: true,
         spectral_norm: false,
+        upsample: false,
+    };
+    compare(arch, 0, 3);
+}
+
+#[test]
+fn upsampling_dcgan64_fast_path_matches_candle() {
+    let arch = Architecture::Dcgan64 {
+        channels: 3,
+        latent: 16,
+        ngf: 5,
+        ndf: 8,
+        minibatch_stddev: false,
+        spectral_norm: true,
+        upsample: true,
     };
     compare(arch, 0, 3);
 }

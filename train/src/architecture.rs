@@ -24,6 +24,8 @@ pub struct ArchitectureOptions {
     pub g_full_res: bool,
     /// mnist-cdcgan only: a third D convolution.
     pub deep_d: bool,
+    /// dcgan64 only: G upsamples by nearest neighbour + 3×3 convolution.
+    pub g_upsample: bool,
 }
 
 impl Default for ArchitectureOptions {
@@ -38,6 +40,7 @@ impl Default for ArchitectureOptions {
             projection: false,
             g_full_res: false,
             deep_d: false,
+            g_upsample: false,
         }
     }
 }
@@ -72,6 +75,11 @@ impl ArchitectureOptions {
                 full_res,
                 deep_d,
             } => {
+                if self.g_upsample {
+                    return Err(TrainError::Setting(format!(
+                        "g-upsample is an option of dcgan64, not {name}"
+                    )));
+                }
                 *width = self.width.max(1);
                 *spectral_norm = self.spectral_norm;
                 *minibatch_stddev = self.minibatch_stddev;
@@ -84,6 +92,7 @@ impl ArchitectureOptions {
                 ndf,
                 minibatch_stddev,
                 spectral_norm,
+                upsample,
                 ..
             } => {
                 let only_mnist = [
@@ -100,6 +109,7 @@ impl ArchitectureOptions {
                 *ndf = self.ndf.max(1);
                 *minibatch_stddev = self.minibatch_stddev;
                 *spectral_norm = self.spectral_norm;
+                *upsample = self.g_upsample;
             }
         }
         Ok(arch)

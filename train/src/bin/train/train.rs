@@ -47,6 +47,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         projection: args.projection,
         g_full_res: args.g_full_res,
         deep_d: args.deep_d,
+        g_upsample: args.g_upsample,
     };
     let mut recipe = Recipe {
         loss: match args.loss {
