@@ -1,6 +1,9 @@
 //! Inference layers: the generator's layers with each BatchNorm folded into the Gemm/Conv/
-//! ConvTranspose before it (`y = scale·(Wx + b) + shift` becomes one weighted layer).
+//! ConvTranspose before it (`y = scale·(Wx + b) + shift` becomes one weighted layer), and each
+//! ×2 upsample + 3×3 conv as the one transposed conv it equals (as the fast path runs it).
 
+use candle_core::{Device, Tensor};
+use gan_models::kernels::upsample::fold_upsample2_conv3x3;
 use gan_models::net::BN_EPS;
 use gan_models::params::tensor_name;
 use gan_models::{Layer, NetConfig, Params};
@@ -41,10 +44,17 @@ pub fn inference_layers(
             let data = t.flatten_all()?.to_vec1::<f32>()?;
             tensors.push(HostTensor { name, shape, data });
         }
-        let current = InferenceLayer {
+        let mut current = InferenceLayer {
             layer: layer.clone(),
             tensors,
         };
+        if let Some(folded) = out
+            .last()
+            .and_then(|prev| Layer::folded_upsample(&[prev.layer.clone(), layer.clone()]))
+        {
+            out.pop();
+            current = fold_upsample(current, folded)?;
+        }
         if let Layer::BatchNorm2d { channels } = layer {
             if let Some(target) = fold_target(&mut out, *channels) {
                 fold(target, &current)?;
@@ -159,4 +169,19 @@ fn fold((target, per_channel): (&mut InferenceLayer, usize), bn: &InferenceLayer
         _ => unreachable!(),
     }
     Ok(())
+}
+
+/// The 3×3 conv `conv` after a ×2 upsample as the transposed conv `folded` it equals.
+fn fold_upsample(mut conv: InferenceLayer, folded: Layer) -> Result<InferenceLayer> {
+    let weight = conv
+        .tensors
+        .iter_mut()
+        .find(|t| t.name == "weight")
+        .ok_or_else(|| ExportError::Invalid("convolution lacks weight".into()))?;
+    let w = Tensor::from_slice(&weight.data, weight.shape.as_slice(), &Device::Cpu)?;
+    let k = fold_upsample2_conv3x3(&w)?;
+    weight.shape = k.dims().to_vec();
+    weight.data = k.flatten_all()?.to_vec1()?;
+    conv.layer = folded;
+    Ok(conv)
 }

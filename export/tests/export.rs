@@ -14,7 +14,7 @@ use gan_export::onnx_proto::ModelProto;
 use gan_export::verify::verify;
 use gan_models::checkpoint::{write_tensor_file, CONFIG_KEY};
 use gan_models::{
-    load_generator, save_generator, Architecture, DatasetInfo, Generator, ModelConfig,
+    load_generator, save_generator, Architecture, DatasetInfo, Generator, Layer, ModelConfig,
 };
 use prost::Message;
 use rand::SeedableRng;
@@ -87,13 +87,13 @@ fn dcgan64_parity_with_onnx_runtime() {
     );
 }
 
-/// The 64×64 G that upsamples by nearest neighbour + 3×3 convolution, at the width that keeps
-/// it inside the Pi budget.
+/// The 64×64 G that upsamples by nearest neighbour + 3×3 convolution (exported as the
+/// transposed convolutions the pairs equal).
 fn upsampling_dcgan64() -> ModelConfig {
     let arch = Architecture::Dcgan64 {
         channels: 3,
         latent: 100,
-        ngf: 21,
+        ngf: 22,
         ndf: 32,
         minibatch_stddev: true,
         spectral_norm: false,
@@ -102,9 +102,29 @@ fn upsampling_dcgan64() -> ModelConfig {
     arch.config(info(0)).unwrap()
 }
 
+/// The same with a 5×5 last convolution: that pair does not fold, so its upsample exports as
+/// an ONNX Resize.
+fn resizing_dcgan64() -> ModelConfig {
+    let mut config = upsampling_dcgan64();
+    let layers = &mut config.generator.net.layers;
+    let last_conv = layers
+        .iter()
+        .rposition(|l| matches!(l, Layer::Conv2d { .. }))
+        .unwrap();
+    let Layer::Conv2d {
+        kernel, padding, ..
+    } = &mut layers[last_conv]
+    else {
+        unreachable!()
+    };
+    (*kernel, *padding) = (5, 2);
+    config
+}
+
 #[test]
 fn upsampling_dcgan64_parity_with_onnx_runtime() {
     parity(upsampling_dcgan64());
+    parity(resizing_dcgan64());
 }
 
 /// MACs counted on the exported graph agree with the config's count for every architecture,
@@ -122,16 +142,27 @@ fn graph_macs_match_the_config_and_the_pi_budget() {
             .config(info(0))
             .unwrap(),
         upsampling_dcgan64(),
+        resizing_dcgan64(),
     ];
     let mut counted = vec![];
+    let mut resizes = vec![];
     for config in &configs {
         let loaded = load_generator(&saved_generator(dir.path(), config), &Device::Cpu).unwrap();
         let model = build_model(&loaded, "test-model").unwrap();
         let macs = graph_macs(&model).unwrap();
         assert_eq!(macs, config.generator.net.macs().unwrap());
         counted.push(macs);
+        let nodes = &model.graph.as_ref().unwrap().node;
+        resizes.push(
+            nodes
+                .iter()
+                .filter(|n| n.op_type.as_deref() == Some("Resize"))
+                .count(),
+        );
     }
     assert!(counted[2] <= 30_000_000, "{} MACs", counted[2]);
+    // The three 3×3 pairs inside the resizing G fold; only its last, 5×5 one resizes.
+    assert_eq!(resizes, [0, 0, 0, 1]);
     // A graph with an op the counter does not know is refused, not under-counted.
     let loaded = load_generator(&saved_generator(dir.path(), &configs[0]), &Device::Cpu).unwrap();
     let mut model = build_model(&loaded, "test-model").unwrap();

@@ -111,21 +111,13 @@ impl Net {
             } else {
                 None
             };
-            let (y, consumed) = match &layers[i..] {
-                [Layer::Upsample { factor: 2 }, Layer::Conv2d {
-                    kernel: 3,
-                    stride: 1,
-                    padding: 1,
-                    bias,
-                    ..
-                }, ..]
-                    if self.fast(&x) =>
-                {
+            let (y, consumed) = match Layer::folded_upsample(&layers[i..]) {
+                Some(Layer::ConvTranspose2d { bias, .. }) if self.fast(&x) => {
                     let fused = layers.get(i + 2).and_then(activation);
                     let w = self.weight(i + 1, pass)?;
                     let y = upsample::upsample2_conv3x3(&x, &w)?;
                     (
-                        self.bias_act(i + 1, *bias, y, pass, fused)?,
+                        self.bias_act(i + 1, bias, y, pass, fused)?,
                         2 + fused.is_some() as usize,
                     )
                 }

@@ -105,15 +105,15 @@ pub fn upsample_nearest(x: &Tensor, factor: usize) -> Result<Tensor> {
     x.contiguous()?.apply_op1(Upsample(factor))
 }
 
-/// A ×2 nearest upsample followed by a 3×3, stride-1, padding-1 convolution with weight `w`
-/// (`[C_out, C_in, 3, 3]`), computed as the one stride-2 4×4 transposed convolution it equals.
+/// The `[C_in, C_out, 4, 4]` stride-2 transposed-convolution kernel that equals a ×2 nearest
+/// upsample followed by a 3×3, stride-1, padding-1 convolution with kernel `w`
+/// (`[C_out, C_in, 3, 3]`).
 ///
 /// Output row 2i sees input rows i − 1 (through kernel row 0) and i (rows 1 and 2); row 2i + 1
-/// sees rows i (0 and 1) and i + 1 (row 2). So the transposed kernel's rows 0..4 are
-/// w₂, w₁ + w₂, w₀ + w₁, w₀ (and likewise the columns): 4 multiply-adds per output pixel and
-/// input channel instead of 9, and no 4× larger upsampled map in memory. The weight's gradient
-/// flows back through the fold (candle matmuls on the small kernel).
-pub fn upsample2_conv3x3(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+/// sees rows i (0 and 1) and i + 1 (row 2). A transposed conv's row k reaches output row
+/// 2i − 1 + k, so its rows 0..4 are w₂, w₁ + w₂, w₀ + w₁, w₀ (and likewise the columns).
+/// Made of candle ops on the small kernel, so the gradient flows back to `w`.
+pub fn fold_upsample2_conv3x3(w: &Tensor) -> Result<Tensor> {
     let (cout, cin, kh, kw) = w.dims4()?;
     if (kh, kw) != (3, 3) {
         bail!("the folded upsample takes a 3×3 kernel, not {kh}×{kw}");
@@ -129,11 +129,15 @@ pub fn upsample2_conv3x3(x: &Tensor, w: &Tensor) -> Result<Tensor> {
         (4, 3),
         w.device(),
     )?;
-    let k = fold
-        .broadcast_matmul(&w.reshape((cout * cin, 3, 3))?)?
+    fold.broadcast_matmul(&w.reshape((cout * cin, 3, 3))?)?
         .broadcast_matmul(&fold.t()?)?
         .reshape((cout, cin, 4, 4))?
         .transpose(0, 1)?
-        .contiguous()?;
-    conv::conv_transpose2d(x, &k, 2, 1)
+        .contiguous()
+}
+
+/// A ×2 nearest upsample followed by a 3×3, stride-1, padding-1 convolution with kernel `w`, as
+/// the one transposed convolution it equals ([`fold_upsample2_conv3x3`]).
+pub fn upsample2_conv3x3(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    conv::conv_transpose2d(x, &fold_upsample2_conv3x3(w)?, 2, 1)
 }
