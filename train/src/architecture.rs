@@ -115,3 +115,26 @@ impl ArchitectureOptions {
         Ok(arch)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn g_upsample_is_a_dcgan64_option_only() {
+        let opts = ArchitectureOptions {
+            g_upsample: true,
+            ..ArchitectureOptions::default()
+        };
+        let e = opts.build(1, true).unwrap_err().to_string();
+        assert!(
+            e.contains("g-upsample") && e.contains("mnist-cdcgan"),
+            "{e}"
+        );
+        let faces = opts.build(3, false).unwrap();
+        assert!(matches!(
+            faces,
+            Architecture::Dcgan64 { upsample: true, .. }
+        ));
+    }
+}

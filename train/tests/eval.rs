@@ -161,16 +161,26 @@ fn eval_scores_the_shipped_model_the_same_in_onnx_runtime_and_candle() {
         &[],
     );
     let dir = tempfile::tempdir().unwrap();
-    let grid = dir.path().join("grid.png");
+    let (grid, real_grid) = (dir.path().join("grid.png"), dir.path().join("real.png"));
     let candle = eval(
         &root().join("models/pretrained/mnist-cdcgan.safetensors"),
         "1000",
-        &["--grid".as_ref(), grid.as_os_str()],
+        &[
+            "--grid".as_ref(),
+            grid.as_os_str(),
+            "--real-grid".as_ref(),
+            real_grid.as_os_str(),
+        ],
     );
-    // The first 64 scored digits, 8×8 with a 2-pixel border, light strokes on dark.
+    // The first 64 scored digits and the first 64 test digits, each 8×8 with a 2-pixel border,
+    // light strokes on dark.
     let img = image::open(&grid).unwrap().to_luma8();
-    assert_eq!(img.dimensions(), (8 * 30 + 2, 8 * 30 + 2));
-    assert!(img.pixels().filter(|p| p[0] > 200).count() > 64 * 40);
+    let real = image::open(&real_grid).unwrap().to_luma8();
+    for g in [&img, &real] {
+        assert_eq!(g.dimensions(), (8 * 30 + 2, 8 * 30 + 2));
+        assert!(g.pixels().filter(|p| p[0] > 200).count() > 64 * 40);
+    }
+    assert_ne!(img, real);
     let label = "judge accuracy on the requested digits:";
     let (a, b) = (number_after(&onnx, label), number_after(&candle, label));
     assert!(a >= 98.0, "{onnx}");

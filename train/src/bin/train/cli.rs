@@ -106,6 +106,10 @@ pub struct EvalArgs {
     /// Also write the first 64 scored images as an 8×8 PNG grid (to see what the numbers mean).
     #[arg(long)]
     pub grid: Option<PathBuf>,
+    /// Also write the first 64 real images (digits: of the test set; image folders: of
+    /// --held-out if given, else of --data) as the same grid, to put beside --grid.
+    #[arg(long)]
+    pub real_grid: Option<PathBuf>,
 }
 
 pub const DEFAULT_JUDGE: &str = "models/pretrained/mnist-judge.safetensors";
@@ -210,8 +214,9 @@ pub struct TrainArgs {
     #[arg(long)]
     pub deep_d: bool,
     /// dcgan64: G doubles its resolution by nearest-neighbour upsampling and a 3×3 convolution
-    /// instead of a stride-2 ConvTranspose (no checkerboard); a step costs 9/16 the MACs, so
-    /// --ngf 21 keeps G at about 27 M MACs per image
+    /// instead of a stride-2 ConvTranspose (no checkerboard). It trains and exports as the
+    /// transposed convolution that pair equals, so it costs what the ConvTranspose G of the same
+    /// --ngf does (27 M MACs per image at 32)
     #[arg(long)]
     pub g_upsample: bool,
     /// A named recipe, set over the architecture and recipe options it names: `shipped` (what

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use candle_core::Device;
 use gan_models::Weights;
+use gan_train::data::dataset::Dataset;
 use gan_train::data::{folder, mnist};
 use gan_train::evaluation::eval::{
     image_table, sample, score_digits, score_images, FolderReference, Reference, Source,
@@ -48,6 +49,7 @@ fn eval_digits(args: &EvalArgs, source: &mut Source, device: &Device) -> anyhow:
     let reference = Reference::new(&judge, &train, &test, args.n, args.seed, device)?;
     let (images, requested) = sample(source, args.n, args.seed, device)?;
     write_eval_grid(args, &images, [1, 28, 28])?;
+    write_real_grid(args, &test, [1, 28, 28])?;
     let score = score_digits(&judge, &images, &requested, &reference, device)
         .with_context(|| format!("scoring {}", args.model.display()))?;
     println!(
@@ -75,13 +77,14 @@ fn eval_folder(
     let reference = FolderReference::new(&data, args.n, args.seed)?;
     let (images, _) = sample(source, args.n, args.seed, device)?;
     write_eval_grid(args, &images, shape)?;
+    let held_out = args
+        .held_out
+        .as_deref()
+        .map(|dir| folder::load(dir, height, channels, ""))
+        .transpose()?;
+    write_real_grid(args, held_out.as_ref().unwrap_or(&data), shape)?;
     match &judge {
         Some((path, judge)) => {
-            let held_out = args
-                .held_out
-                .as_deref()
-                .map(|dir| folder::load(dir, height, channels, ""))
-                .transpose()?;
             let real =
                 PartsReference::new(judge, &data, held_out.as_ref(), args.n, args.seed, device)?;
             let score = real
@@ -129,6 +132,16 @@ fn write_eval_grid(args: &EvalArgs, images: &[f32], shape: [usize; 3]) -> anyhow
     let n = EVAL_GRID.min(images.len() / shape.iter().product::<usize>());
     write_image_grid(images, n, shape, 8, path)?;
     println!("grid of the first {n} images: {}", path.display());
+    Ok(())
+}
+
+fn write_real_grid(args: &EvalArgs, real: &Dataset, shape: [usize; 3]) -> anyhow::Result<()> {
+    let Some(path) = &args.real_grid else {
+        return Ok(());
+    };
+    let n = EVAL_GRID.min(real.len());
+    write_image_grid(&real.floats(0..n), n, shape, 8, path)?;
+    println!("grid of the first {n} real images: {}", path.display());
     Ok(())
 }
 
