@@ -261,6 +261,11 @@ fn cli_writes_both_files_and_verifies() {
         stdout.contains("verify N=64") && stdout.contains("verify passed"),
         "{stdout}"
     );
+    let macs = format!(
+        "generator: {} multiply-accumulates per image",
+        config.generator.net.macs().unwrap()
+    );
+    assert!(stdout.contains(&macs), "{stdout}");
     assert!(onnx.is_file());
     assert_eq!(
         load_generator(&st, &Device::Cpu).unwrap().metadata[keys::MODEL_NAME],
