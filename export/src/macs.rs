@@ -93,10 +93,17 @@ pub fn graph_macs(model: &ModelProto) -> Result<u64> {
             Ok(constant(i)?.dims.iter().map(|&d| d as usize).collect())
         };
         let (shape, macs) = match op {
-            "OneHot" => (vec![int64s(constant(1)?)[0] as usize], 0),
+            "OneHot" => match int64s(constant(1)?)[..] {
+                [depth] => (vec![depth as usize], 0),
+                _ => return Err(invalid("OneHot's depth is not a scalar".into())),
+            },
             "Concat" => {
                 let width = (0..node.input.len())
-                    .map(|i| input(i).map(|s| s[0]))
+                    .map(|i| {
+                        input(i)?.first().copied().ok_or_else(|| {
+                            invalid(format!("Concat reads a scalar {:?}", node.input[i]))
+                        })
+                    })
                     .sum::<Result<usize>>()?;
                 (vec![width], 0)
             }
@@ -106,7 +113,10 @@ pub fn graph_macs(model: &ModelProto) -> Result<u64> {
             },
             "Reshape" => {
                 let target = int64s(constant(1)?);
-                (target[1..].iter().map(|&d| d as usize).collect(), 0)
+                let Some(per_sample) = target.get(1..) else {
+                    return Err(invalid("Reshape's target shape is empty".into()));
+                };
+                (per_sample.iter().map(|&d| d as usize).collect(), 0)
             }
             "Flatten" => (vec![input(0)?.iter().product()], 0),
             "Conv" | "ConvTranspose" => {
@@ -130,6 +140,9 @@ pub fn graph_macs(model: &ModelProto) -> Result<u64> {
             "Resize" => {
                 let scales = floats(constant(2)?);
                 let x = input(0)?;
+                if scales.len() != x.len() + 1 {
+                    return Err(invalid(format!("Resize has {} scales", scales.len())));
+                }
                 let scaled = x
                     .iter()
                     .zip(&scales[1..])
