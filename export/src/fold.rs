@@ -48,9 +48,10 @@ pub fn inference_layers(
             layer: layer.clone(),
             tensors,
         };
-        if let Some(folded) = out
-            .last()
-            .and_then(|prev| Layer::folded_upsample(&[prev.layer.clone(), layer.clone()]))
+        // An upsample is pushed unchanged, so `out`'s last layer is layer i − 1 when it is one.
+        if let Some(folded) = i
+            .checked_sub(1)
+            .and_then(|prev| Layer::folded_upsample(&net.layers[prev..]))
         {
             out.pop();
             current = fold_upsample(current, folded)?;

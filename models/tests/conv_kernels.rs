@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{projection, random, rel_err};
+use common::{gradients, random, rel_err};
 use gan_models::kernels::conv;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -30,17 +30,8 @@ fn check(
                 .conv_transpose2d(w.as_tensor(), pad, 0, stride, 1),
         }
         .unwrap();
-        let grads = (&y * projection(&y))
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        (
-            y,
-            grads.get(x.as_tensor()).unwrap().clone(),
-            grads.get(w.as_tensor()).unwrap().clone(),
-        )
+        let [dx, dw] = <[_; 2]>::try_from(gradients(&y, &[x.as_tensor(), w.as_tensor()])).unwrap();
+        (y, dx, dw)
     };
     let (fy, fdx, fdw) = run(true);
     let (ry, rdx, rdw) = run(false);

@@ -4,8 +4,7 @@
 
 mod common;
 
-use candle_core::Tensor;
-use common::{projection, random, rel_err};
+use common::{gradients, random, rel_err};
 use gan_models::kernels::upsample::{upsample2_conv3x3, upsample_nearest};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -53,17 +52,6 @@ fn a_strided_input_and_a_zero_factor() {
     assert!(rel_err(&fast, &reference) <= 1e-6);
     let e = upsample_nearest(x.as_tensor(), 0).unwrap_err().to_string();
     assert!(e.contains("at least 1"), "{e}");
-}
-
-/// The sum of `y` weighted by [`projection`], backpropagated: the gradient of every `of`.
-fn gradients(y: &Tensor, of: &[&Tensor]) -> Vec<Tensor> {
-    let grads = (y * projection(y))
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    of.iter().map(|t| grads.get(t).unwrap().clone()).collect()
 }
 
 #[test]

@@ -7,10 +7,9 @@
 //! Work is split by plane (sample × channel), so results do not depend on scheduling.
 
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
-
-use crate::kernels::conv;
 use rayon::prelude::*;
 
+use crate::kernels::conv;
 use crate::kernels::storage::{filled, slice};
 
 /// `[N, C, H, W] → [N, C, H·f, W·f]`, every pixel repeated f×f times.

@@ -27,10 +27,21 @@ pub fn random(rng: &mut ChaCha8Rng, shape: &[usize]) -> Var {
 
 /// A fixed pseudo-random tensor shaped like `y`: summing `y` times it makes every element of `y`
 /// matter to the gradient, each with its own weight.
-#[allow(dead_code)] // not every test file that shares this module takes gradients
-pub fn projection(y: &Tensor) -> Tensor {
+fn projection(y: &Tensor) -> Tensor {
     let values = (0..y.elem_count())
         .map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.5)
         .collect::<Vec<_>>();
     Tensor::from_vec(values, y.shape(), &Device::Cpu).unwrap()
+}
+
+/// The sum of `y` weighted by [`projection`], backpropagated: the gradient of each of `of`.
+#[allow(dead_code)] // not every test file that shares this module takes gradients
+pub fn gradients(y: &Tensor, of: &[&Tensor]) -> Vec<Tensor> {
+    let grads = (y * projection(y))
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    of.iter().map(|t| grads.get(t).unwrap().clone()).collect()
 }

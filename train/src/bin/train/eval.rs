@@ -126,22 +126,27 @@ fn eval_folder(
 }
 
 fn write_eval_grid(args: &EvalArgs, images: &[f32], shape: [usize; 3]) -> anyhow::Result<()> {
-    let Some(path) = &args.grid else {
-        return Ok(());
-    };
-    let n = EVAL_GRID.min(images.len() / shape.iter().product::<usize>());
-    write_image_grid(images, n, shape, 8, path)?;
-    println!("grid of the first {n} images: {}", path.display());
-    Ok(())
+    match &args.grid {
+        Some(path) => write_grid(path, images, shape, "images"),
+        None => Ok(()),
+    }
 }
 
 fn write_real_grid(args: &EvalArgs, real: &Dataset, shape: [usize; 3]) -> anyhow::Result<()> {
-    let Some(path) = &args.real_grid else {
-        return Ok(());
-    };
-    let n = EVAL_GRID.min(real.len());
-    write_image_grid(&real.floats(0..n), n, shape, 8, path)?;
-    println!("grid of the first {n} real images: {}", path.display());
+    match &args.real_grid {
+        Some(path) => {
+            let first = real.floats(0..EVAL_GRID.min(real.len()));
+            write_grid(path, &first, shape, "real images")
+        }
+        None => Ok(()),
+    }
+}
+
+/// The first [`EVAL_GRID`] of `images` as an 8×8 PNG grid at `path`.
+fn write_grid(path: &Path, images: &[f32], shape: [usize; 3], what: &str) -> anyhow::Result<()> {
+    let n = EVAL_GRID.min(images.len() / shape.iter().product::<usize>());
+    write_image_grid(images, n, shape, 8, path)?;
+    println!("grid of the first {n} {what}: {}", path.display());
     Ok(())
 }
 
