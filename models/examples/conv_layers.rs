@@ -1,16 +1,21 @@
 //! Per-layer timing of the fast convolutions (forward; backward = input and weight gradients)
 //! at the reference architectures' shapes, batch 64, in GFLOP/s: where a training step's
-//! convolution time goes. Glibc's allocator should keep freed memory, as `train` makes it:
+//! convolution time goes. It sets up the process as `train` does (glibc keeps freed memory,
+//! candle's spinning element-wise pool stays at one thread), or it would time those instead:
 //!
-//!   GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824 \
-//!   RAYON_NUM_THREADS=2 cargo run --release -p gan-models --example conv_layers
+//!   RAYON_NUM_THREADS=2 cargo run --release -p gan-models --example conv_layers [FILTER]
+//!
+//! FILTER keeps the layers whose name contains it (e.g. `mnist`), for profiling one at a time.
 
 use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
 use gan_models::kernels::conv::{conv2d, conv_transpose2d};
+use gan_models::kernels::process;
 
 fn main() -> candle_core::Result<()> {
+    process::single_candle_pool(false);
+    process::keep_freed_memory();
     let dev = Device::Cpu;
     // (name, transposed, cin, cout, input side, stride, padding)
     let layers = [
@@ -29,9 +34,13 @@ fn main() -> candle_core::Result<()> {
         ("faces D conv 256-512 8->4", false, 256, 512, 8, 2, 1),
         ("faces D conv 512-1 4->1", false, 512, 1, 4, 1, 0),
     ];
+    let filter = std::env::args().nth(1).unwrap_or_default();
     let n = 64;
     println!("| layer | fwd ms | bwd ms | fwd GFLOP/s | bwd GFLOP/s |\n|---|---|---|---|---|");
     for (name, t, cin, cout, side, s, p) in layers {
+        if !name.contains(filter.as_str()) {
+            continue;
+        }
         let x = Var::from_tensor(&Tensor::randn(0f32, 1., (n, cin, side, side), &dev)?)?;
         let wshape = if t {
             (cin, cout, 4, 4)
