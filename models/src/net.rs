@@ -98,9 +98,15 @@ impl Net {
                 }),
             ) if self.fast(x) => {
                 let fused = layers.get(1).and_then(activation);
-                let y = self.labelled_conv(x, planes, (*stride, *padding), pass)?;
-                let consumed = 1 + fused.is_some() as usize;
-                (self.bias_act(0, *bias, y, pass, fused)?, consumed)
+                let (y, maps, labels) = self.labelled_conv(x, planes, (*stride, *padding), pass)?;
+                let bias = if *bias {
+                    self.get(0, "bias", pass)?
+                } else {
+                    Tensor::zeros(maps.dim(1)?, DType::F32, x.device())?
+                };
+                let act = fused.unwrap_or(Activation::Identity);
+                let y = fused::label_bias_act(&y, &maps, labels, &bias, act)?;
+                (y, 1 + fused.is_some() as usize)
             }
             (Some(planes), _) => (planes.append_to(x)?, 0),
         };
@@ -174,8 +180,8 @@ impl Net {
     /// The first layer's convolution (before bias) of `images` with `planes` appended, without
     /// building the planes: they are constant, so their part of the output depends on the label
     /// only. Each label's part is the convolution of an all-ones plane with that label's kernels,
-    /// made once per batch and gathered per sample; the images go through the image channels'
-    /// kernels alone. The same terms as the full convolution, summed in another order (MNIST's D:
+    /// made once per batch (`[classes, C, oh, ow]`, returned with the labels for the caller to
+    /// add per sample); the images go through the image channels' kernels alone. The same terms as the full convolution, summed in another order (MNIST's D:
     /// 1 of 11 input channels carries the image, so ~10× fewer multiply-adds in that layer and
     /// no planes to build).
     fn labelled_conv(
@@ -184,7 +190,7 @@ impl Net {
         planes: LabelPlanes,
         (stride, padding): (usize, usize),
         pass: Pass,
-    ) -> Result<Tensor> {
+    ) -> Result<(Tensor, Tensor, Vec<u32>)> {
         let w = self.weight(0, pass)?;
         let (cout, cin, k, _) = w.dims4()?;
         let (_, channels, h, wd) = images.dims4()?;
@@ -205,7 +211,7 @@ impl Net {
         let maps = conv::conv2d(&ones, &kernels, stride, padding)?;
         let (_, _, oh, ow) = maps.dims4()?;
         let per_label = maps.reshape((planes.classes, cout, oh, ow))?;
-        Ok((y + per_label.index_select(&labels, 0)?)?)
+        Ok((y, per_label, labels.to_vec1::<u32>()?))
     }
 
     /// Runs layer `i`, fusing `act` into it when given; returns how many layers it consumed.

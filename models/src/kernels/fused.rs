@@ -259,6 +259,140 @@ pub fn bias_act(x: &Tensor, bias: Option<&Tensor>, act: Activation) -> Result<Te
     }
 }
 
+/// `(y, maps, bias) → act(y + maps[labels[n]] + bias[c])`, `maps` `[classes, C, …]` one per label:
+/// a conditional D's first layer (`Net::labelled_conv`) adds each sample's label maps inside its
+/// bias + activation, so that neither the gathered maps nor their sum with `y` become tensors of
+/// the graph (candle's backward zero-fills and adds a gradient for each: docs/performance.md).
+struct LabelBiasAct {
+    act: Activation,
+    labels: Vec<u32>,
+}
+/// `[N, C, …] → [classes, C, …]`: each label's samples summed, in sample order.
+struct LabelSum {
+    labels: Vec<u32>,
+    classes: usize,
+}
+
+impl CustomOp3 for LabelBiasAct {
+    fn name(&self) -> &'static str {
+        "label-bias-act"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (y, maps, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (n, c, s) = ncs(l1.dims())?;
+        let (classes, mc, ms) = ncs(l2.dims())?;
+        let labels_fit =
+            self.labels.len() == n && self.labels.iter().all(|&l| (l as usize) < classes);
+        if (mc, ms) != (c, s) || b.len() != c || !labels_fit {
+            bail!(
+                "label maps {:?}, bias of {} and {} labels do not fit {:?}",
+                l2.dims(),
+                b.len(),
+                self.labels.len(),
+                l1.dims()
+            );
+        }
+        // SAFETY: the samples tile the output, and each sample's c planes of s are all written.
+        let out = unsafe {
+            filled(y.len(), |out| {
+                with_activation!(self.act, |f, _df| {
+                    out.par_chunks_mut(c * s)
+                        .zip(y.par_chunks(c * s))
+                        .zip(self.labels.par_iter())
+                        .for_each(|((o, yi), &l)| {
+                            let m = &maps[l as usize * c * s..][..c * s];
+                            let planes = o.chunks_exact_mut(s).zip(yi.chunks_exact(s));
+                            for ((o, yi), (mi, &bc)) in planes.zip(m.chunks_exact(s).zip(b)) {
+                                for ((o, &v), &w) in o.iter_mut().zip(yi).zip(mi) {
+                                    o.write(f(v + w + bc));
+                                }
+                            }
+                        })
+                })
+            })
+        };
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        y: &Tensor,
+        maps: &Tensor,
+        b: &Tensor,
+        out: &Tensor,
+        dout: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dpre = out.apply_op2_no_bwd(&dout.contiguous()?, &ActGrad(self.act))?;
+        let dmaps = if maps.track_op() {
+            let op = LabelSum {
+                labels: self.labels.clone(),
+                classes: maps.dim(0)?,
+            };
+            Some(dpre.apply_op1_no_bwd(&op)?)
+        } else {
+            None
+        };
+        let db = if b.track_op() {
+            Some(dpre.apply_op1_no_bwd(&ChannelSum)?)
+        } else {
+            None
+        };
+        Ok((y.track_op().then_some(dpre), dmaps, db))
+    }
+}
+
+impl CustomOp1 for LabelSum {
+    fn name(&self) -> &'static str {
+        "label-sum"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = slice(s, l)?;
+        let (n, c, sp) = ncs(l.dims())?;
+        if self.labels.len() != n {
+            bail!("{} labels for {n} samples", self.labels.len());
+        }
+        // One output plane per (label, channel), parallel over planes, each summed in sample order.
+        let mut sums = vec![0f32; self.classes * c * sp];
+        sums.par_chunks_mut(sp).enumerate().for_each(|(k, o)| {
+            let (label, ch) = ((k / c) as u32, k % c);
+            for (i, _) in self.labels.iter().enumerate().filter(|(_, &l)| l == label) {
+                for (o, &v) in o.iter_mut().zip(&x[(i * c + ch) * sp..][..sp]) {
+                    *o += v;
+                }
+            }
+        });
+        let mut dims = l.dims().to_vec();
+        dims[0] = self.classes;
+        Ok((CpuStorage::F32(sums), Shape::from(dims)))
+    }
+}
+
+/// `act(y + maps[labels[n]] + bias)` with a fused backward ([`LabelBiasAct`]); `maps` holds one
+/// `[C, …]` block per label and `bias` is per channel.
+pub fn label_bias_act(
+    y: &Tensor,
+    maps: &Tensor,
+    labels: Vec<u32>,
+    bias: &Tensor,
+    act: Activation,
+) -> Result<Tensor> {
+    y.contiguous()?.apply_op3(
+        &maps.contiguous()?,
+        &bias.contiguous()?,
+        LabelBiasAct { act, labels },
+    )
+}
+
 /// Per-channel batch mean and biased variance, computed once by the forward pass and shared
 /// with the running-statistics update and the backward pass.
 type Moments = Arc<Mutex<Option<(Vec<f64>, Vec<f64>)>>>;
