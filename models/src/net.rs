@@ -6,7 +6,7 @@ use crate::config::{Layer, NetConfig, SN_U};
 use crate::error::{ModelError, Result};
 use crate::kernels::fused::{self, Activation};
 use crate::kernels::{conv, upsample, Kernels};
-use crate::labels::{checked_labels, one_hot};
+use crate::labels::{checked_labels, label_values, one_hot};
 use crate::params::{tensor_name, Params};
 
 /// BatchNorm epsilon, as PyTorch uses; the exporter folds with the same value.
@@ -181,9 +181,9 @@ impl Net {
     /// building the planes: they are constant, so their part of the output depends on the label
     /// only. Each label's part is the convolution of an all-ones plane with that label's kernels,
     /// made once per batch (`[classes, C, oh, ow]`, returned with the labels for the caller to
-    /// add per sample); the images go through the image channels' kernels alone. The same terms as the full convolution, summed in another order (MNIST's D:
-    /// 1 of 11 input channels carries the image, so ~10× fewer multiply-adds in that layer and
-    /// no planes to build).
+    /// add per sample); the images go through the image channels' kernels alone. The same terms
+    /// as the full convolution, summed in another order (MNIST's D: 1 of 11 input channels
+    /// carries the image, so ~10× fewer multiply-adds in that layer and no planes to build).
     fn labelled_conv(
         &self,
         images: &Tensor,
@@ -200,7 +200,7 @@ impl Net {
                 planes.classes
             )));
         }
-        let labels = checked_labels(planes.labels, planes.classes)?;
+        let labels = label_values(planes.labels, planes.classes)?;
         let y = conv::conv2d(images, &w.narrow(1, 0, channels)?, stride, padding)?;
         // [cout, classes, k, k] → one single-channel kernel per (label, output channel).
         let kernels = w
@@ -211,7 +211,7 @@ impl Net {
         let maps = conv::conv2d(&ones, &kernels, stride, padding)?;
         let (_, _, oh, ow) = maps.dims4()?;
         let per_label = maps.reshape((planes.classes, cout, oh, ow))?;
-        Ok((y, per_label, labels.to_vec1::<u32>()?))
+        Ok((y, per_label, labels))
     }
 
     /// Runs layer `i`, fusing `act` into it when given; returns how many layers it consumed.
