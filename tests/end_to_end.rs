@@ -176,7 +176,7 @@ fn the_exported_graph_speaks_the_contract() {
     let onnx = dir.path().join("g.onnx");
     let loaded = export(&run, &onnx, "e2e-contract");
     let g = gan_contract::OnnxGenerator::load(&onnx, None, Some(1)).unwrap();
-    assert!(g.signature.conditional);
+    assert_eq!(g.signature.conditioning, gan_contract::Conditioning::Label);
     assert_eq!(g.signature.image, Some([1, 28, 28]));
     let info = g.info().unwrap();
     assert_eq!(info.name, "e2e-contract");

@@ -8,14 +8,36 @@ use ort::value::TensorRef;
 
 use crate::error::{ContractError, Result};
 use crate::info::ModelInfo;
-use crate::names::{INPUT_LABEL, INPUT_Z, OUTPUT_IMAGE};
+use crate::names::{INPUT_ATTRIBUTES, INPUT_LABEL, INPUT_Z, OUTPUT_IMAGE};
+
+/// What a model is asked for besides its latents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conditioning {
+    /// Only `z`.
+    None,
+    /// `label` int64 `[N]`.
+    Label,
+    /// `attributes` int64 `[N, A]`, with this A.
+    Attributes(usize),
+}
+
+impl Conditioning {
+    /// Condition values per image: 0, 1 or A.
+    pub fn per_image(self) -> usize {
+        match self {
+            Conditioning::None => 0,
+            Conditioning::Label => 1,
+            Conditioning::Attributes(a) => a,
+        }
+    }
+}
 
 /// What the graph itself declares: enough to run it, with or without metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Signature {
     pub latent_dim: usize,
-    /// The graph has the `label` input.
-    pub conditional: bool,
+    /// The graph's inputs besides `z`.
+    pub conditioning: Conditioning,
     /// Per-image `[C, H, W]` when the output's dimensions are static.
     pub image: Option<[usize; 3]>,
 }
@@ -67,11 +89,22 @@ impl OnnxGenerator {
         let meta = self.session.metadata()?;
         let info = ModelInfo::from_metadata(|key| meta.custom(key))?;
         let s = &self.signature;
-        if s.conditional != (info.num_classes() > 0) {
+        let labelled = s.conditioning == Conditioning::Label;
+        if labelled != (info.num_classes() > 0) {
             return Err(ContractError::Signature(format!(
                 "metadata names {} classes but the graph {} a `{INPUT_LABEL}` input",
                 info.num_classes(),
-                if s.conditional { "has" } else { "lacks" }
+                if labelled { "has" } else { "lacks" }
+            )));
+        }
+        let columns = match s.conditioning {
+            Conditioning::Attributes(a) => a,
+            _ => 0,
+        };
+        if columns != info.attributes.len() {
+            return Err(ContractError::Signature(format!(
+                "metadata names {} attributes but the graph's `{INPUT_ATTRIBUTES}` input has {columns} columns",
+                info.attributes.len()
             )));
         }
         if s.latent_dim != info.latent_dim {
@@ -91,9 +124,9 @@ impl OnnxGenerator {
         Ok(info)
     }
 
-    /// Images, flat NCHW, for latents `z` (`n × latent_dim`) and, exactly when the model is
-    /// conditional, `n` labels.
-    pub fn generate(&mut self, z: &[f32], labels: &[i64]) -> Result<Vec<f32>> {
+    /// Images, flat NCHW, for latents `z` (`n × latent_dim`) and the conditions the model takes:
+    /// `n` labels, or `n × A` attribute classes (row-major), or none.
+    pub fn generate(&mut self, z: &[f32], conditions: &[i64]) -> Result<Vec<f32>> {
         let latent = self.signature.latent_dim;
         let n = z.len() / latent;
         if n == 0 || z.len() != n * latent {
@@ -103,34 +136,56 @@ impl OnnxGenerator {
             )));
         }
         let z_in = TensorRef::from_array_view(([n, latent], z))?;
-        let outputs = if self.signature.conditional {
-            if labels.len() != n {
-                return Err(ContractError::Request(format!(
-                    "{n} latents need {n} labels, got {}",
-                    labels.len()
-                )));
+        let per = self.signature.conditioning.per_image();
+        if conditions.len() != n * per {
+            return Err(ContractError::Request(format!(
+                "{n} latents need {} condition values ({per} each), got {}",
+                n * per,
+                conditions.len()
+            )));
+        }
+        let outputs = match self.signature.conditioning {
+            Conditioning::None => self.session.run(ort::inputs![INPUT_Z => z_in])?,
+            Conditioning::Label => {
+                let l_in = TensorRef::from_array_view(([n], conditions))?;
+                self.session
+                    .run(ort::inputs![INPUT_Z => z_in, INPUT_LABEL => l_in])?
             }
-            let l_in = TensorRef::from_array_view(([n], labels))?;
-            self.session
-                .run(ort::inputs![INPUT_Z => z_in, INPUT_LABEL => l_in])?
-        } else {
-            self.session.run(ort::inputs![INPUT_Z => z_in])?
+            Conditioning::Attributes(a) => {
+                let a_in = TensorRef::from_array_view(([n, a], conditions))?;
+                self.session
+                    .run(ort::inputs![INPUT_Z => z_in, INPUT_ATTRIBUTES => a_in])?
+            }
         };
         let (_, data) = outputs[OUTPUT_IMAGE].try_extract_tensor::<f32>()?;
         Ok(data.to_vec())
     }
 }
 
-/// The graph's inputs must be `z` or `z` and `label`, its output must include `image`.
+/// The graph's inputs must be `z`, or `z` and `label`, or `z` and `attributes`; its output
+/// must include `image`.
 fn signature(session: &Session) -> Result<Signature> {
     let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
-    let conditional = match inputs.as_slice() {
-        [z] if *z == INPUT_Z => false,
-        [z, l] if *z == INPUT_Z && *l == INPUT_LABEL => true,
+    let conditioning = match inputs.as_slice() {
+        [z] if *z == INPUT_Z => Conditioning::None,
+        [z, l] if *z == INPUT_Z && *l == INPUT_LABEL => Conditioning::Label,
+        [z, a] if *z == INPUT_Z && *a == INPUT_ATTRIBUTES => {
+            let columns = session.inputs()[1]
+                .dtype()
+                .tensor_shape()
+                .filter(|s| s.len() == 2 && s[1] > 0)
+                .map(|s| s[1] as usize)
+                .ok_or_else(|| {
+                    ContractError::Signature(format!(
+                        "input `{INPUT_ATTRIBUTES}` is not [N, A] with a static A"
+                    ))
+                })?;
+            Conditioning::Attributes(columns)
+        }
         _ => {
             return Err(ContractError::Signature(format!(
-                "inputs are {inputs:?}, the contract needs [\"{INPUT_Z}\"] or \
-                 [\"{INPUT_Z}\", \"{INPUT_LABEL}\"]"
+                "inputs are {inputs:?}, the contract needs [\"{INPUT_Z}\"], \
+                 [\"{INPUT_Z}\", \"{INPUT_LABEL}\"] or [\"{INPUT_Z}\", \"{INPUT_ATTRIBUTES}\"]"
             )))
         }
     };
@@ -155,7 +210,7 @@ fn signature(session: &Session) -> Result<Signature> {
         .map(|s| [s[1] as usize, s[2] as usize, s[3] as usize]);
     Ok(Signature {
         latent_dim,
-        conditional,
+        conditioning,
         image,
     })
 }

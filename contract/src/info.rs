@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::attributes::{check_attributes, AttributeInfo};
 use crate::error::{ContractError, Result};
 use crate::names::keys;
 
@@ -20,6 +21,8 @@ pub struct ModelInfo {
     pub latent_dim: usize,
     /// One name per class, in class-index order; empty for an unconditional model.
     pub class_names: Vec<String>,
+    /// Attribute-conditional models: the `attributes` input's columns, in order; else empty.
+    pub attributes: Vec<AttributeInfo>,
     pub channels: usize,
     pub height: usize,
     pub width: usize,
@@ -73,6 +76,10 @@ impl ModelInfo {
                 keys::CLASS_NAMES.into(),
                 serde_json::Value::from(self.class_names.clone()).to_string(),
             ),
+            (
+                keys::ATTRIBUTES.into(),
+                serde_json::to_string(&self.attributes).expect("attributes serialize"),
+            ),
             (keys::CHANNELS.into(), self.channels.to_string()),
             (keys::HEIGHT.into(), self.height.to_string()),
             (keys::WIDTH.into(), self.width.to_string()),
@@ -118,6 +125,23 @@ impl ModelInfo {
                 class_names.len()
             )));
         }
+        // Absent in models exported before attributes existed: none.
+        let attributes: Vec<AttributeInfo> = match custom(keys::ATTRIBUTES) {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                bad(format!(
+                    "metadata `{}` is not a JSON list of {{\"name\", \"classes\", \"frequencies\"}}: {e}",
+                    keys::ATTRIBUTES
+                ))
+            })?,
+        };
+        check_attributes(&attributes)?;
+        if !attributes.is_empty() && num_classes > 0 {
+            return Err(bad(format!(
+                "metadata names both {num_classes} classes and {} attributes; a model takes one or the other",
+                attributes.len()
+            )));
+        }
         let channels = num(keys::CHANNELS)?;
         if channels != 1 && channels != 3 {
             return Err(bad(format!(
@@ -141,6 +165,7 @@ impl ModelInfo {
             dataset: custom(keys::DATASET).unwrap_or_default(),
             latent_dim: num(keys::LATENT_DIM)?,
             class_names,
+            attributes,
             channels,
             height: num(keys::HEIGHT)?,
             width: num(keys::WIDTH)?,
@@ -161,6 +186,7 @@ mod tests {
             dataset: "mnist".into(),
             latent_dim: 100,
             class_names: (0..10).map(|i| i.to_string()).collect(),
+            attributes: vec![],
             channels: 1,
             height: 28,
             width: 28,
@@ -179,6 +205,36 @@ mod tests {
         assert_eq!(
             ModelInfo::from_metadata(|k| m.get(k).cloned()).unwrap(),
             info
+        );
+    }
+
+    #[test]
+    fn attributes_round_trip_and_old_models_have_none() {
+        let mut info = digits();
+        info.class_names.clear();
+        info.attributes = vec![AttributeInfo::from_counts(
+            "glasses",
+            vec!["none".into(), "round".into()],
+            &[3, 1],
+        )];
+        let mut m = info.to_metadata();
+        assert_eq!(
+            m[keys::ATTRIBUTES],
+            r#"[{"name":"glasses","classes":["none","round"],"frequencies":[0.75,0.25]}]"#
+        );
+        assert_eq!(
+            ModelInfo::from_metadata(|k| m.get(k).cloned()).unwrap(),
+            info
+        );
+        m.remove(keys::ATTRIBUTES);
+        let old = ModelInfo::from_metadata(|k| m.get(k).cloned()).unwrap();
+        assert!(old.attributes.is_empty());
+        m.insert(keys::ATTRIBUTES.into(), "[{\"name\":\"glasses\"}]".into());
+        let e = ModelInfo::from_metadata(|k| m.get(k).cloned()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("metadata `attributes` is not a JSON list"),
+            "{e}"
         );
     }
 

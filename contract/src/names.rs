@@ -8,6 +8,9 @@ pub const IR_VERSION: i64 = 8;
 pub const INPUT_Z: &str = "z";
 /// Input of class-conditional models only: int64 `[N]`, a class index per image.
 pub const INPUT_LABEL: &str = "label";
+/// Input of attribute-conditional models only: int64 `[N, A]`, column k a class index of
+/// attribute k (the order of [`keys::ATTRIBUTES`]).
+pub const INPUT_ATTRIBUTES: &str = "attributes";
 /// Value of [`keys::KIND`] in a generator safetensors file.
 pub const KIND_GENERATOR: &str = "generator";
 /// Output: float32 `[N, C, H, W]` in `[-1, 1]`.
@@ -23,6 +26,9 @@ pub mod keys {
     pub const NUM_CLASSES: &str = "num_classes";
     /// A JSON list of strings, one per class, in class-index order.
     pub const CLASS_NAMES: &str = "class_names";
+    /// A JSON list, in column order, of `{"name", "classes", "frequencies"}`: what the
+    /// `attributes` input's columns mean. `[]` (or absent) for other models.
+    pub const ATTRIBUTES: &str = "attributes";
     pub const CHANNELS: &str = "channels";
     pub const HEIGHT: &str = "height";
     pub const WIDTH: &str = "width";
@@ -46,6 +52,7 @@ mod tests {
         let names = [
             INPUT_Z,
             INPUT_LABEL,
+            INPUT_ATTRIBUTES,
             OUTPUT_IMAGE,
             KIND_GENERATOR,
             keys::FORMAT_VERSION,
@@ -55,6 +62,7 @@ mod tests {
             keys::LATENT_DIM,
             keys::NUM_CLASSES,
             keys::CLASS_NAMES,
+            keys::ATTRIBUTES,
             keys::CHANNELS,
             keys::HEIGHT,
             keys::WIDTH,

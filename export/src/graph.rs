@@ -1,8 +1,9 @@
 //! Builds the ONNX model of a generator by walking its (BN-folded) layer list: one match arm per
 //! layer type. The interface is `gan_contract`'s (docs/onnx-contract.md): `z` [N, latent]
-//! (+ `label` int64 [N]) → `image` [N, C, H, W], config in `metadata_props`.
+//! (+ `label` int64 [N], or `attributes` int64 [N, A]) → `image` [N, C, H, W], config in
+//! `metadata_props`.
 
-use gan_contract::{INPUT_LABEL, INPUT_Z, IR_VERSION, OPSET, OUTPUT_IMAGE};
+use gan_contract::{INPUT_ATTRIBUTES, INPUT_LABEL, INPUT_Z, IR_VERSION, OPSET, OUTPUT_IMAGE};
 use gan_models::checkpoint::contract_metadata;
 use gan_models::gan::G_PREFIX;
 use gan_models::{Layer, LoadedGenerator};
@@ -152,6 +153,56 @@ pub fn build_model(loaded: &LoadedGenerator, model_name: &str) -> Result<ModelPr
         b.node(
             "Concat",
             &["one_hot", INPUT_Z],
+            "generator_input",
+            vec![int("axis", 1)],
+        );
+        x = "generator_input".into();
+    }
+    // Attributes: each column's one-hot code, laid end to end (column k's classes after the
+    // classes of columns 0..k), ++ z: the class indices shifted by their column's offset, one
+    // OneHot over all classes, summed over the columns.
+    if !g.attribute_classes.is_empty() {
+        let a = g.attribute_classes.len();
+        inputs.push(value_info(
+            INPUT_ATTRIBUTES,
+            data_type::INT64,
+            &[None, Some(a)],
+        ));
+        let offsets: Vec<i64> = g
+            .attribute_classes
+            .iter()
+            .scan(0i64, |start, &c| {
+                let offset = *start;
+                *start += c as i64;
+                Some(offset)
+            })
+            .collect();
+        let total: usize = g.attribute_classes.iter().sum();
+        let offsets = b.int64s("attributes.offsets".into(), &[a], &offsets);
+        let depth = b.int64s("attributes.depth".into(), &[], &[total as i64]);
+        let values = b.floats("attributes.values".into(), &[2], &[0.0, 1.0]);
+        let axes = b.int64s("attributes.axes".into(), &[1], &[1]);
+        b.node(
+            "Add",
+            &[INPUT_ATTRIBUTES, &offsets],
+            "attribute_indices",
+            vec![],
+        );
+        b.node(
+            "OneHot",
+            &["attribute_indices", &depth, &values],
+            "attribute_one_hot",
+            vec![int("axis", -1)],
+        );
+        b.node(
+            "ReduceSum",
+            &["attribute_one_hot", &axes],
+            "attribute_codes",
+            vec![int("keepdims", 0)],
+        );
+        b.node(
+            "Concat",
+            &["attribute_codes", INPUT_Z],
             "generator_input",
             vec![int("axis", 1)],
         );

@@ -94,9 +94,28 @@ pub fn graph_macs(model: &ModelProto) -> Result<u64> {
         };
         let (shape, macs) = match op {
             "OneHot" => match int64s(constant(1)?)[..] {
-                [depth] => (vec![depth as usize], 0),
+                [depth] => {
+                    let mut shape = input(0)?.clone();
+                    shape.push(depth as usize);
+                    (shape, 0)
+                }
                 _ => return Err(invalid("OneHot's depth is not a scalar".into())),
             },
+            "Add" => (input(0)?.clone(), 0),
+            "ReduceSum" if attribute(node, "keepdims").and_then(|a| a.i) == Some(0) => {
+                let mut shape = input(0)?.clone();
+                // Axes count the batch dimension; the shapes here do not.
+                let mut axes: Vec<usize> = int64s(constant(1)?)
+                    .iter()
+                    .map(|&a| a as usize)
+                    .filter(|&a| a >= 1 && a <= shape.len())
+                    .collect();
+                axes.sort_unstable();
+                for a in axes.into_iter().rev() {
+                    shape.remove(a - 1);
+                }
+                (shape, 0)
+            }
             "Concat" => {
                 let width = (0..node.input.len())
                     .map(|i| {

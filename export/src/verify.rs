@@ -22,7 +22,8 @@ pub struct Parity {
 }
 
 /// Runs `onnx` in ONNX Runtime and `loaded` in candle on the same random inputs (seeded by
-/// `seed`) at each batch size; fails if any difference exceeds [`TOLERANCE`].
+/// `seed`: latents, and uniformly random classes or attribute classes) at each batch size;
+/// fails if any difference exceeds [`TOLERANCE`].
 pub fn verify(
     onnx: &[u8],
     loaded: &LoadedGenerator,
@@ -39,29 +40,27 @@ pub fn verify(
         let z: Vec<f32> = (0..n * g.latent_dim)
             .map(|_| rng.sample(StandardNormal))
             .collect();
-        let labels: Vec<i64> = (0..n)
-            .map(|_| rng.gen_range(0..g.num_classes.max(1) as i64))
+        let classes = g.condition_classes();
+        let conditions: Vec<i64> = (0..n)
+            .flat_map(|_| {
+                classes
+                    .iter()
+                    .map(|&c| rng.gen_range(0..c as i64))
+                    .collect::<Vec<_>>()
+            })
             .collect();
 
         let zt = Tensor::from_vec(z.clone(), (n, g.latent_dim), &Device::Cpu)?;
-        let lt = (g.num_classes > 0)
-            .then(|| {
-                Tensor::from_vec(
-                    labels.iter().map(|&l| l as u32).collect::<Vec<_>>(),
-                    n,
-                    &Device::Cpu,
-                )
-            })
-            .transpose()?;
+        let values: Vec<u32> = conditions.iter().map(|&l| l as u32).collect();
+        let lt = match (g.num_classes, classes.len()) {
+            (_, 0) => None,
+            (0, a) => Some(Tensor::from_vec(values, (n, a), &Device::Cpu)?),
+            _ => Some(Tensor::from_vec(values, n, &Device::Cpu)?),
+        };
         let expected = loaded.generator.forward_t(&zt, lt.as_ref(), false)?;
         let expected = expected.flatten_all()?.to_vec1::<f32>()?;
 
-        let labels = if g.num_classes > 0 {
-            labels
-        } else {
-            Vec::new()
-        };
-        let got = session.generate(&z, &labels)?;
+        let got = session.generate(&z, &conditions)?;
         if got.len() != expected.len() {
             return Err(ExportError::Invalid(format!(
                 "ONNX Runtime returned {} values, candle {}",

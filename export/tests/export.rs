@@ -7,12 +7,15 @@ use std::path::Path;
 use std::process::Command;
 
 use candle_core::{Device, Tensor};
-use gan_contract::{keys, ModelInfo, INPUT_LABEL, INPUT_Z, OUTPUT_IMAGE};
+use gan_contract::{
+    keys, AttributeInfo, ModelInfo, INPUT_ATTRIBUTES, INPUT_LABEL, INPUT_Z, OUTPUT_IMAGE,
+};
 use gan_export::graph::{build_model, onnx_bytes};
 use gan_export::macs::graph_macs;
 use gan_export::onnx_proto::ModelProto;
 use gan_export::verify::verify;
 use gan_models::checkpoint::{write_tensor_file, CONFIG_KEY};
+use gan_models::labels::LabelPrior;
 use gan_models::{
     load_generator, save_generator, Architecture, DatasetInfo, Generator, Layer, ModelConfig,
 };
@@ -27,6 +30,7 @@ fn info(classes: usize) -> DatasetInfo {
     DatasetInfo {
         name: "test-set".into(),
         class_names: (0..classes).map(|c| format!("class {c}")).collect(),
+        attributes: vec![],
         attribution: "Test data © nobody, CC0".into(),
     }
 }
@@ -40,9 +44,9 @@ fn saved_generator(dir: &Path, config: &ModelConfig) -> std::path::PathBuf {
         let z = (Tensor::randn(0f32, 1.0, (8, config.generator.latent_dim), &Device::Cpu).unwrap()
             * (1.0 + step as f64))
             .unwrap();
-        let labels = config
-            .is_conditional()
-            .then(|| Tensor::new(&[0u32, 1, 2, 3, 4, 5, 6, 7], &Device::Cpu).unwrap());
+        let labels = LabelPrior::of(config)
+            .draw(8, &mut rng, &Device::Cpu)
+            .unwrap();
         g.forward_t(&z, labels.as_ref(), true).unwrap();
     }
     let path = dir.join("g.safetensors");
@@ -74,6 +78,75 @@ fn mnist_cdcgan_parity_with_onnx_runtime() {
             .unwrap()
             .config(info(10))
             .unwrap(),
+    );
+}
+
+/// Faces asked for by three attributes (hair 3, glasses 2, mouth 4 classes), at test width.
+fn attribute_dcgan64() -> ModelConfig {
+    let attribute = |name: &str, counts: &[usize]| {
+        let classes = (0..counts.len()).map(|c| format!("{name}{c:02}")).collect();
+        AttributeInfo::from_counts(name, classes, counts)
+    };
+    let info = DatasetInfo {
+        attributes: vec![
+            attribute("hair", &[5, 3, 2]),
+            attribute("glasses", &[9, 1]),
+            attribute("mouth", &[1, 1, 1, 1]),
+        ],
+        ..info(0)
+    };
+    let arch = Architecture::Dcgan64 {
+        channels: 3,
+        latent: 100,
+        ngf: 16,
+        ndf: 16,
+        minibatch_stddev: true,
+        spectral_norm: false,
+        upsample: false,
+    };
+    arch.config(info).unwrap()
+}
+
+#[test]
+fn attribute_dcgan64_parity_and_contract() {
+    parity(attribute_dcgan64());
+    let dir = tempfile::tempdir().unwrap();
+    let config = attribute_dcgan64();
+    let loaded = load_generator(&saved_generator(dir.path(), &config), &Device::Cpu).unwrap();
+    let model = build_model(&loaded, "faces-attr").unwrap();
+    let graph = model.graph.as_ref().unwrap();
+    let input = &graph.input[1];
+    assert_eq!(input.name.as_deref(), Some(INPUT_ATTRIBUTES));
+    let dims: Vec<Option<i64>> = input
+        .r#type
+        .as_ref()
+        .unwrap()
+        .tensor_type
+        .as_ref()
+        .unwrap()
+        .shape
+        .as_ref()
+        .unwrap()
+        .dim
+        .iter()
+        .map(|d| d.dim_value)
+        .collect();
+    assert_eq!(dims, [None, Some(3)], "[N, A] with a static A");
+    let meta: BTreeMap<String, String> = model
+        .metadata_props
+        .iter()
+        .map(|p| (p.key.clone().unwrap(), p.value.clone().unwrap()))
+        .collect();
+    let info = ModelInfo::from_metadata(|k| meta.get(k).cloned()).unwrap();
+    assert_eq!(info.attributes, config.dataset.attributes);
+    assert_eq!(info.attributes[1].frequencies, [0.9, 0.1]);
+    assert_eq!(info.num_classes(), 0);
+    // The generator file says the same.
+    let st = ModelInfo::from_metadata(|k| loaded.metadata.get(k).cloned()).unwrap();
+    assert_eq!(st.attributes, info.attributes);
+    assert_eq!(
+        graph_macs(&model).unwrap(),
+        config.generator.net.macs().unwrap()
     );
 }
 

@@ -116,6 +116,7 @@ pub fn model_info(config: &ModelConfig, model_name: &str) -> Result<ModelInfo> {
         dataset: d.name.clone(),
         latent_dim: config.generator.latent_dim,
         class_names: d.class_names.clone(),
+        attributes: d.attributes.clone(),
         channels: image[0],
         height: image[1],
         width: image[2],

@@ -1,6 +1,7 @@
 //! Architectures as data: a network is a list of [`Layer`]s, so training, export and MAC counting
 //! all walk the same description and a new layer type is one enum variant.
 
+use gan_contract::AttributeInfo;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -402,6 +403,10 @@ pub struct DatasetInfo {
     pub name: String,
     /// Empty for unconditional models.
     pub class_names: Vec<String>,
+    /// The labels CSV's columns an attribute-conditional model is trained on, with their
+    /// training frequencies; empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<AttributeInfo>,
     pub attribution: String,
 }
 
@@ -517,11 +522,23 @@ impl Architecture {
             } => dcgan64(
                 channels,
                 Widths { latent, ngf, ndf },
-                minibatch_stddev,
-                spectral_norm,
-                upsample,
+                &dataset
+                    .attributes
+                    .iter()
+                    .map(|a| a.classes.len())
+                    .collect::<Vec<_>>(),
+                Dcgan64Options {
+                    minibatch_stddev,
+                    spectral_norm,
+                    upsample,
+                },
             ),
         };
+        if matches!(self, Architecture::MnistCdcgan { .. }) && !dataset.attributes.is_empty() {
+            return Err(ModelError::InvalidConfig(
+                "mnist-cdcgan takes one class label, not attributes: use dcgan64".into(),
+            ));
+        }
         let config = ModelConfig {
             format_version: FORMAT_VERSION,
             architecture: self.clone(),
@@ -534,19 +551,49 @@ impl Architecture {
     }
 }
 
-/// Generator: input is `concat(one_hot(label), z)` (conditional) or `z`; output `[C, H, W]` in [-1, 1].
+/// Generator: input is `concat(one_hot(label), z)` (class-conditional), `concat(one_hot of
+/// each attribute's class, z)` (attribute-conditional: the first layer then adds one learnt
+/// embedding per attribute) or `z`; output `[C, H, W]` in [-1, 1].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GeneratorConfig {
     pub latent_dim: usize,
     pub num_classes: usize,
+    /// Class count of each attribute, in column order (attribute-conditional models only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attribute_classes: Vec<usize>,
     pub net: NetConfig,
 }
 
-/// Discriminator: input is the image with `num_classes` one-hot label planes appended; output one logit.
+/// Discriminator: input is the image, with the conditions' one-hot planes appended unless it
+/// ends in a [`Layer::Projection`]; output one logit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiscriminatorConfig {
     pub num_classes: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attribute_classes: Vec<usize>,
     pub net: NetConfig,
+}
+
+/// The class count of each condition a network takes: `[num_classes]` for a class label, the
+/// attributes' counts, or none.
+fn condition_classes(num_classes: usize, attribute_classes: &[usize]) -> Vec<usize> {
+    if num_classes > 0 {
+        vec![num_classes]
+    } else {
+        attribute_classes.to_vec()
+    }
+}
+
+impl GeneratorConfig {
+    pub fn condition_classes(&self) -> Vec<usize> {
+        condition_classes(self.num_classes, &self.attribute_classes)
+    }
+}
+
+impl DiscriminatorConfig {
+    pub fn condition_classes(&self) -> Vec<usize> {
+        condition_classes(self.num_classes, &self.attribute_classes)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -562,10 +609,28 @@ impl ModelConfig {
     /// Shape-checks both networks and their conditioning.
     pub fn validate(&self) -> Result<()> {
         let g = &self.generator;
-        if g.net.input != [g.latent_dim + g.num_classes] {
+        let d = &self.discriminator;
+        if (g.num_classes > 0 && !g.attribute_classes.is_empty())
+            || (d.num_classes > 0 && !d.attribute_classes.is_empty())
+        {
+            return Err(ModelError::InvalidConfig(
+                "a model takes a class label or attributes, not both".into(),
+            ));
+        }
+        if g.attribute_classes.contains(&0) {
+            return Err(ModelError::InvalidConfig(
+                "an attribute has no classes".into(),
+            ));
+        }
+        let classes = g.condition_classes();
+        let total = classes.iter().try_fold(0usize, |n, &c| n.checked_add(c));
+        let Some(total) = total.filter(|t| t.checked_add(g.latent_dim).is_some()) else {
+            return Err(ModelError::InvalidConfig("too many classes".into()));
+        };
+        if g.net.input != [g.latent_dim + total] {
             return Err(ModelError::InvalidConfig(format!(
-                "generator input {:?} does not match latent {} + classes {}",
-                g.net.input, g.latent_dim, g.num_classes
+                "generator input {:?} does not match latent {} + classes {total}",
+                g.net.input, g.latent_dim
             )));
         }
         if g.net.spectral_norm {
@@ -579,22 +644,28 @@ impl ModelConfig {
                 "generator must output [C, H, W], got {image:?}"
             )));
         }
-        let d = &self.discriminator;
+        if d.condition_classes() != classes {
+            return Err(ModelError::InvalidConfig(format!(
+                "discriminator takes classes {:?}, generator {classes:?}",
+                d.condition_classes()
+            )));
+        }
         let planes = match d.net.layers.last() {
-            Some(Layer::Projection { classes, .. }) if *classes == d.num_classes => 0,
+            Some(Layer::Projection { classes, .. }) if *classes == total => 0,
             Some(Layer::Projection { classes, .. }) => {
                 return Err(ModelError::InvalidConfig(format!(
-                    "discriminator projects onto {classes} classes, not {}",
-                    d.num_classes
+                    "discriminator projects onto {classes} classes, not {total}"
                 )))
             }
-            _ => d.num_classes,
+            _ => total,
         };
-        let expected = vec![image[0] + planes, image[1], image[2]];
-        if d.net.input != expected || d.num_classes != g.num_classes {
+        let expected = image[0]
+            .checked_add(planes)
+            .map(|c| vec![c, image[1], image[2]]);
+        if expected.as_ref() != Some(&d.net.input) {
             return Err(ModelError::InvalidConfig(format!(
-                "discriminator input {:?} does not match image {image:?} + {} label planes",
-                d.net.input, g.num_classes
+                "discriminator input {:?} does not match image {image:?} + {planes} label planes",
+                d.net.input
             )));
         }
         if d.net.output_shape()? != [1] {
@@ -607,6 +678,20 @@ impl ModelConfig {
                 "class names do not match the number of classes".into(),
             ));
         }
+        let counts: Vec<usize> = self
+            .dataset
+            .attributes
+            .iter()
+            .map(|a| a.classes.len())
+            .collect();
+        if counts != g.attribute_classes {
+            return Err(ModelError::InvalidConfig(format!(
+                "the dataset's attributes have {counts:?} classes, the generator takes {:?}",
+                g.attribute_classes
+            )));
+        }
+        gan_contract::attributes::check_attributes(&self.dataset.attributes)
+            .map_err(|e| ModelError::InvalidConfig(e.to_string()))?;
         Ok(())
     }
 
@@ -616,7 +701,7 @@ impl ModelConfig {
     }
 
     pub fn is_conditional(&self) -> bool {
-        self.generator.num_classes > 0
+        !self.generator.condition_classes().is_empty()
     }
 
     pub fn to_json(&self) -> String {
@@ -660,6 +745,7 @@ fn mnist_cdcgan(
     let mut generator = GeneratorConfig {
         latent_dim: latent,
         num_classes: classes,
+        attribute_classes: vec![],
         net: NetConfig {
             input: vec![latent + classes],
             layers: vec![
@@ -732,6 +818,7 @@ fn mnist_cdcgan(
     ]);
     let discriminator = DiscriminatorConfig {
         num_classes: classes,
+        attribute_classes: vec![],
         net: NetConfig {
             input: vec![1 + planes, 28, 28],
             layers: d,
@@ -748,13 +835,27 @@ struct Widths {
     ndf: usize,
 }
 
-fn dcgan64(
-    channels: usize,
-    Widths { latent, ngf, ndf }: Widths,
+/// The `dcgan64` variants (the `train` options of the same names).
+struct Dcgan64Options {
     minibatch_stddev: bool,
     spectral_norm: bool,
     upsample: bool,
+}
+
+/// PyTorch examples/dcgan at 64×64; with `attributes` (class counts) G takes their one-hot
+/// codes beside z, and D ends in a projection onto their embeddings (one per attribute,
+/// summed) instead of its last 4×4 convolution, which is the projection's `w·h` term.
+fn dcgan64(
+    channels: usize,
+    Widths { latent, ngf, ndf }: Widths,
+    attributes: &[usize],
+    Dcgan64Options {
+        minibatch_stddev,
+        spectral_norm,
+        upsample,
+    }: Dcgan64Options,
 ) -> (GeneratorConfig, DiscriminatorConfig) {
+    let codes: usize = attributes.iter().sum();
     // Each step doubles the side: 4×4 → 8×8 → … → 64×64.
     let double = |cin: usize, cout: usize, bias: bool| {
         if upsample {
@@ -775,9 +876,9 @@ fn dcgan64(
     };
     let mut g = vec![
         Layer::Reshape {
-            shape: vec![latent, 1, 1],
+            shape: vec![latent + codes, 1, 1],
         },
-        convt(latent, ngf * 8, 1, 0, false),
+        convt(latent + codes, ngf * 8, 1, 0, false),
     ];
     for (cin, cout) in [(8, 4), (4, 2), (2, 1)] {
         g.extend([
@@ -803,22 +904,32 @@ fn dcgan64(
     if minibatch_stddev {
         d.push(Layer::MinibatchStddev);
     }
-    d.extend([
-        conv(ndf * 8 + minibatch_stddev as usize, 1, 1, 0, false),
-        Layer::Flatten,
-    ]);
+    let features = ndf * 8 + minibatch_stddev as usize;
+    if codes == 0 {
+        d.extend([conv(features, 1, 1, 0, false), Layer::Flatten]);
+    } else {
+        d.extend([
+            Layer::Flatten,
+            Layer::Projection {
+                inputs: features * 16,
+                classes: codes,
+            },
+        ]);
+    }
     (
         GeneratorConfig {
             latent_dim: latent,
             num_classes: 0,
+            attribute_classes: attributes.to_vec(),
             net: NetConfig {
-                input: vec![latent],
+                input: vec![latent + codes],
                 layers: g,
                 spectral_norm: false,
             },
         },
         DiscriminatorConfig {
             num_classes: 0,
+            attribute_classes: attributes.to_vec(),
             net: NetConfig {
                 input: vec![channels, 64, 64],
                 layers: d,
@@ -882,6 +993,7 @@ mod tests {
         DatasetInfo {
             name: "mnist".into(),
             class_names: (0..10).map(|d| d.to_string()).collect(),
+            attributes: vec![],
             attribution: String::new(),
         }
     }
@@ -900,6 +1012,7 @@ mod tests {
             .unwrap()
             .config(DatasetInfo {
                 class_names: vec![],
+                attributes: vec![],
                 ..digits()
             })
             .unwrap();
@@ -1030,6 +1143,7 @@ mod tests {
         };
         let faces = || DatasetInfo {
             class_names: vec![],
+            attributes: vec![],
             ..digits()
         };
         let m = arch(true).config(faces()).unwrap();

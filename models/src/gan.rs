@@ -29,16 +29,16 @@ impl Generator {
         Ok(Self::new(config, params))
     }
 
-    /// `z`: `[N, latent]`; `labels`: u32 `[N]`, required exactly when the model is conditional.
+    /// `z`: `[N, latent]`; `labels`: u32 `[N]` (class-conditional) or `[N, A]`
+    /// (attribute-conditional), required exactly when the model is conditional.
     pub fn forward_t(&self, z: &Tensor, labels: Option<&Tensor>, train: bool) -> Result<Tensor> {
-        let input = match (self.config.num_classes, labels) {
-            (0, None) => z.clone(),
-            (n, Some(labels)) if n > 0 => Tensor::cat(&[&one_hot(labels, n, z.device())?, z], 1)?,
-            (n, _) => {
-                return Err(ModelError::InvalidConfig(format!(
-                    "generator with {n} classes needs labels exactly when n > 0"
-                )))
-            }
+        let classes = self.config.condition_classes();
+        let input = match (classes.is_empty(), labels) {
+            (true, None) => z.clone(),
+            (false, Some(labels)) => Tensor::cat(&[&one_hot(labels, &classes, z.device())?, z], 1)?,
+            _ => return Err(ModelError::InvalidConfig(format!(
+                "a generator with classes {classes:?} needs conditions exactly when it has classes"
+            ))),
         };
         self.net.forward_t(&input, train)
     }
@@ -60,7 +60,8 @@ impl Discriminator {
         Ok(Self::new(config, params))
     }
 
-    /// One logit per image; a conditional D sees the label as constant one-hot planes.
+    /// One logit per image; a conditional D sees the conditions as constant one-hot planes or
+    /// in its projection.
     pub fn forward_t(
         &self,
         images: &Tensor,
@@ -84,10 +85,11 @@ impl Discriminator {
     }
 
     fn run(&self, images: &Tensor, labels: Option<&Tensor>, pass: Pass) -> Result<Tensor> {
+        let classes = self.config.condition_classes();
         let planes = match labels {
-            Some(labels) if self.config.num_classes > 0 => Some(LabelPlanes {
+            Some(labels) if !classes.is_empty() => Some(LabelPlanes {
                 labels,
-                classes: self.config.num_classes,
+                classes: &classes,
             }),
             _ => None,
         };

@@ -1,33 +1,144 @@
-//! Class labels as the networks take them: checked against the class count, and one-hot.
+//! Conditions as the networks take them: a class label per sample (u32 `[N]`) or a class per
+//! attribute (u32 `[N, A]`), checked against each column's class count, as one-hot codes laid
+//! end to end, and drawn at random for G's inputs.
 
 use candle_core::{DType, Device, Tensor};
+use gan_contract::AttributeInfo;
+use rand::Rng;
 
+use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 
-/// The values of `labels` as u32, rejecting labels outside `0..classes`.
-pub(crate) fn label_values(labels: &Tensor, classes: usize) -> Result<Vec<u32>> {
-    let values = labels.to_dtype(DType::U32)?.to_vec1::<u32>()?;
-    if let Some(&bad) = values.iter().find(|&&l| l as usize >= classes) {
+/// The values of `labels` (`[N]` for one column, `[N, A]` for `classes.len()` columns) as u32,
+/// row-major, rejecting a value of column k outside `0..classes[k]`.
+pub(crate) fn label_values(labels: &Tensor, classes: &[usize]) -> Result<Vec<u32>> {
+    let columns = match labels.dims() {
+        [_] => 1,
+        [_, a] => *a,
+        dims => {
+            return Err(ModelError::InvalidConfig(format!(
+                "labels must be [N] or [N, A], got {dims:?}"
+            )))
+        }
+    };
+    if columns != classes.len() {
         return Err(ModelError::InvalidConfig(format!(
-            "label {bad} is outside 0..{classes}"
+            "labels have {columns} columns, the model takes {}",
+            classes.len()
         )));
+    }
+    let values = labels
+        .to_dtype(DType::U32)?
+        .flatten_all()?
+        .to_vec1::<u32>()?;
+    for (i, &v) in values.iter().enumerate() {
+        let limit = classes[i % columns];
+        if v as usize >= limit {
+            return Err(ModelError::InvalidConfig(format!(
+                "label {v} is outside 0..{limit}"
+            )));
+        }
     }
     Ok(values)
 }
 
-/// `labels` as a u32 tensor, rejecting labels outside `0..classes`.
-pub(crate) fn checked_labels(labels: &Tensor, classes: usize) -> Result<Tensor> {
-    let labels = labels.to_dtype(DType::U32)?;
-    label_values(&labels, classes)?;
-    Ok(labels)
+/// The checked values shifted by their column's offset: indices into all columns' classes laid
+/// end to end (the rows of a projection's embedding, the positions of [`one_hot`]'s ones).
+pub(crate) fn code_indices(labels: &Tensor, classes: &[usize]) -> Result<Vec<u32>> {
+    let offsets: Vec<u32> = classes
+        .iter()
+        .scan(0u32, |start, &c| {
+            let offset = *start;
+            *start += c as u32;
+            Some(offset)
+        })
+        .collect();
+    let mut values = label_values(labels, classes)?;
+    for (i, v) in values.iter_mut().enumerate() {
+        *v += offsets[i % classes.len()];
+    }
+    Ok(values)
 }
 
-/// f32 one-hot rows for u32 labels, rejecting labels outside `0..classes`.
-pub fn one_hot(labels: &Tensor, classes: usize, device: &Device) -> Result<Tensor> {
-    let labels = label_values(labels, classes)?;
-    let mut data = vec![0f32; labels.len() * classes];
-    for (row, &label) in labels.iter().enumerate() {
-        data[row * classes + label as usize] = 1.0;
+/// f32 rows of one one-hot code per column, laid end to end (`[N, Σ classes]`).
+pub fn one_hot(labels: &Tensor, classes: &[usize], device: &Device) -> Result<Tensor> {
+    let width: usize = classes.iter().sum();
+    let indices = code_indices(labels, classes)?;
+    let rows = indices.len() / classes.len().max(1);
+    let mut data = vec![0f32; rows * width];
+    for (i, &index) in indices.iter().enumerate() {
+        data[(i / classes.len()) * width + index as usize] = 1.0;
     }
-    Ok(Tensor::from_vec(data, (labels.len(), classes), device)?)
+    Ok(Tensor::from_vec(data, (rows, width), device)?)
+}
+
+/// How G's conditions are drawn when nobody asks for particular ones (its training fakes, the
+/// EMA's BatchNorm re-measurement, evaluation): classes uniformly (MNIST's digits are
+/// balanced), attributes each from its training frequencies.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LabelPrior {
+    None,
+    Uniform(usize),
+    Attributes(Vec<AttributeInfo>),
+}
+
+impl LabelPrior {
+    pub fn of(config: &ModelConfig) -> Self {
+        let g = &config.generator;
+        if g.num_classes > 0 {
+            LabelPrior::Uniform(g.num_classes)
+        } else if !g.attribute_classes.is_empty() {
+            LabelPrior::Attributes(config.dataset.attributes.clone())
+        } else {
+            LabelPrior::None
+        }
+    }
+
+    /// Conditions for `n` samples: u32 `[n]`, `[n, A]`, or none.
+    pub fn draw(&self, n: usize, rng: &mut impl Rng, device: &Device) -> Result<Option<Tensor>> {
+        Ok(match self {
+            LabelPrior::None => None,
+            LabelPrior::Uniform(classes) => {
+                let l: Vec<u32> = (0..n).map(|_| rng.gen_range(0..*classes as u32)).collect();
+                Some(Tensor::from_vec(l, n, device)?)
+            }
+            LabelPrior::Attributes(attributes) => {
+                let values: Vec<u32> = (0..n)
+                    .flat_map(|_| {
+                        attributes
+                            .iter()
+                            .map(|a| a.draw(rng.gen::<f64>()) as u32)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                Some(Tensor::from_vec(values, (n, attributes.len()), device)?)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_codes_lie_end_to_end() {
+        let labels = Tensor::new(&[[1u32, 0], [2, 1]], &Device::Cpu).unwrap();
+        let codes = one_hot(&labels, &[3, 2], &Device::Cpu).unwrap();
+        assert_eq!(
+            codes.to_vec2::<f32>().unwrap(),
+            [[0., 1., 0., 1., 0.], [0., 0., 1., 0., 1.]]
+        );
+        assert_eq!(code_indices(&labels, &[3, 2]).unwrap(), [1, 3, 2, 4]);
+        let e = one_hot(&labels, &[3, 1], &Device::Cpu).unwrap_err();
+        assert!(e.to_string().contains("label 1 is outside 0..1"), "{e}");
+        let e = one_hot(&labels, &[3], &Device::Cpu).unwrap_err();
+        assert!(
+            e.to_string().contains("2 columns, the model takes 1"),
+            "{e}"
+        );
+        let digits = Tensor::new(&[7u32, 0], &Device::Cpu).unwrap();
+        let codes = one_hot(&digits, &[10], &Device::Cpu).unwrap();
+        assert_eq!(codes.to_vec2::<f32>().unwrap()[0][7], 1.0);
+    }
 }

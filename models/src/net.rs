@@ -6,7 +6,7 @@ use crate::config::{Layer, NetConfig, SN_U};
 use crate::error::{ModelError, Result};
 use crate::kernels::fused::{self, Activation};
 use crate::kernels::{conv, upsample, Kernels};
-use crate::labels::{checked_labels, label_values, one_hot};
+use crate::labels::{code_indices, label_values, one_hot};
 use crate::params::{tensor_name, Params};
 
 /// BatchNorm epsilon, as PyTorch uses; the exporter folds with the same value.
@@ -25,21 +25,27 @@ pub(crate) struct Pass {
     pub frozen: bool,
 }
 
-/// A conditional D's labels (u32 `[N]`): appended to its input as constant one-hot planes, or,
-/// when it ends in a [`Layer::Projection`], taken there instead.
+/// A conditional D's conditions (u32 `[N]` or `[N, A]`, column k in `0..classes[k]`): appended
+/// to its input as constant one-hot planes, or, when it ends in a [`Layer::Projection`], taken
+/// there instead.
 #[derive(Clone, Copy)]
 pub(crate) struct LabelPlanes<'a> {
     pub labels: &'a Tensor,
-    pub classes: usize,
+    pub classes: &'a [usize],
 }
 
 impl LabelPlanes<'_> {
+    /// All columns' classes.
+    fn width(&self) -> usize {
+        self.classes.iter().sum()
+    }
+
     /// `images` with the planes appended: what the first layer sees.
     fn append_to(&self, images: &Tensor) -> Result<Tensor> {
         let (n, _, h, w) = images.dims4()?;
         let planes = one_hot(self.labels, self.classes, images.device())?
-            .reshape((n, self.classes, 1, 1))?
-            .broadcast_as((n, self.classes, h, w))?;
+            .reshape((n, self.width(), 1, 1))?
+            .broadcast_as((n, self.width(), h, w))?;
         Ok(Tensor::cat(&[images, &planes], 1)?)
     }
 }
@@ -96,7 +102,7 @@ impl Net {
                     bias,
                     ..
                 }),
-            ) if self.fast(x) => {
+            ) if self.fast(x) && planes.classes.len() == 1 => {
                 let fused = layers.get(1).and_then(activation);
                 let (y, maps, labels) = self.labelled_conv(x, planes, (*stride, *padding), pass)?;
                 let bias = if *bias {
@@ -194,23 +200,23 @@ impl Net {
         let w = self.weight(0, pass)?;
         let (cout, cin, k, _) = w.dims4()?;
         let (_, channels, h, wd) = images.dims4()?;
-        if cin != channels + planes.classes {
+        let classes = planes.width();
+        if cin != channels + classes {
             return Err(ModelError::InvalidConfig(format!(
-                "first layer takes {cin} channels, not {channels} image + {} label",
-                planes.classes
+                "first layer takes {cin} channels, not {channels} image + {classes} label"
             )));
         }
         let labels = label_values(planes.labels, planes.classes)?;
         let y = conv::conv2d(images, &w.narrow(1, 0, channels)?, stride, padding)?;
         // [cout, classes, k, k] → one single-channel kernel per (label, output channel).
-        let kernels = w
-            .narrow(1, channels, planes.classes)?
-            .transpose(0, 1)?
-            .reshape((planes.classes * cout, 1, k, k))?;
+        let kernels =
+            w.narrow(1, channels, classes)?
+                .transpose(0, 1)?
+                .reshape((classes * cout, 1, k, k))?;
         let ones = Tensor::ones((1, 1, h, wd), DType::F32, images.device())?;
         let maps = conv::conv2d(&ones, &kernels, stride, padding)?;
         let (_, _, oh, ow) = maps.dims4()?;
-        let per_label = maps.reshape((planes.classes, cout, oh, ow))?;
+        let per_label = maps.reshape((classes, cout, oh, ow))?;
         Ok((y, per_label, labels))
     }
 
@@ -299,8 +305,16 @@ impl Net {
                         "a projection layer needs the labels".into(),
                     ));
                 };
-                let labels = checked_labels(labels.labels, labels.classes)?;
-                let embedded = self.get(i, "embed", pass)?.index_select(&labels, 0)?;
+                // One embedding row per condition, summed per sample.
+                let rows = code_indices(labels.labels, labels.classes)?;
+                let (n, columns) = (x.dim(0)?, labels.classes.len());
+                let rows = Tensor::from_vec(rows, n * columns, x.device())?;
+                let embedded = self.get(i, "embed", pass)?.index_select(&rows, 0)?;
+                let embedded = if columns > 1 {
+                    embedded.reshape((n, columns, ()))?.sum(1)?
+                } else {
+                    embedded
+                };
                 let y =
                     (x.matmul(&self.weight(i, pass)?.t()?)? + (x * embedded)?.sum_keepdim(1)?)?;
                 self.bias_act(i, true, y, pass, act)?

@@ -6,6 +6,7 @@ mod common;
 
 use candle_core::{Device, Tensor};
 use common::rel_err;
+use gan_contract::AttributeInfo;
 use gan_models::kernels::Kernels;
 use gan_models::{Architecture, DatasetInfo, Discriminator, Generator};
 use rand::SeedableRng;
@@ -15,13 +16,56 @@ fn info(classes: usize) -> DatasetInfo {
     DatasetInfo {
         name: "test".into(),
         class_names: (0..classes).map(|c| c.to_string()).collect(),
+        attributes: vec![],
         attribution: String::new(),
     }
 }
 
+/// Three attributes of 3, 2 and 4 classes.
+fn attributes() -> DatasetInfo {
+    let attribute = |name: &str, counts: &[usize]| {
+        let classes = (0..counts.len()).map(|c| format!("{name}{c}")).collect();
+        AttributeInfo::from_counts(name, classes, counts)
+    };
+    DatasetInfo {
+        attributes: vec![
+            attribute("hair", &[1, 1, 2]),
+            attribute("glasses", &[3, 1]),
+            attribute("mouth", &[1, 1, 1, 1]),
+        ],
+        ..info(0)
+    }
+}
+
+/// Conditions for `batch` samples: classes cycling, or attribute k's class `(i + k) mod` its
+/// count for sample i.
+fn conditions(info: &DatasetInfo, batch: usize) -> Option<Tensor> {
+    let classes = info.class_names.len();
+    if classes > 0 {
+        let labels: Vec<u32> = (0..batch as u32).map(|i| i % classes as u32).collect();
+        return Some(Tensor::from_vec(labels, batch, &Device::Cpu).unwrap());
+    }
+    let a = info.attributes.len();
+    (a > 0).then(|| {
+        let rows: Vec<u32> = (0..batch)
+            .flat_map(|i| {
+                info.attributes
+                    .iter()
+                    .enumerate()
+                    .map(move |(k, attr)| ((i + k) % attr.classes.len()) as u32)
+            })
+            .collect();
+        Tensor::from_vec(rows, (batch, a), &Device::Cpu).unwrap()
+    })
+}
+
 /// Trains one step's worth of forward+backward through G then D with each backend.
 fn compare(arch: Architecture, classes: usize, batch: usize) {
-    let config = arch.config(info(classes)).unwrap();
+    compare_on(arch, info(classes), batch)
+}
+
+fn compare_on(arch: Architecture, info: DatasetInfo, batch: usize) {
+    let config = arch.config(info.clone()).unwrap();
     let device = Device::Cpu;
     let run = |backend: Kernels| {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
@@ -34,16 +78,7 @@ fn compare(arch: Architecture, classes: usize, batch: usize) {
             .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
             .collect();
         let z = Tensor::from_vec(z, (batch, latent), &device).unwrap();
-        let labels = (classes > 0).then(|| {
-            Tensor::from_vec(
-                (0..batch as u32)
-                    .map(|i| i % classes as u32)
-                    .collect::<Vec<_>>(),
-                batch,
-                &device,
-            )
-            .unwrap()
-        });
+        let labels = conditions(&info, batch);
         let fake = g.forward_t(&z, labels.as_ref(), true).unwrap();
         let logits = d.forward_t(&fake, labels.as_ref(), true).unwrap();
         let grads = logits
@@ -117,6 +152,85 @@ fn upsampling_dcgan64_fast_path_matches_candle() {
         upsample: true,
     };
     compare(arch, 0, 3);
+}
+
+#[test]
+fn attribute_conditional_dcgan64_fast_path_matches_candle() {
+    let arch = Architecture::Dcgan64 {
+        channels: 3,
+        latent: 16,
+        ngf: 8,
+        ndf: 8,
+        minibatch_stddev: true,
+        spectral_norm: false,
+        upsample: false,
+    };
+    compare_on(arch, attributes(), 3);
+}
+
+#[test]
+fn attribute_conditional_networks_see_every_attribute() {
+    let arch = Architecture::Dcgan64 {
+        channels: 3,
+        latent: 16,
+        ngf: 4,
+        ndf: 4,
+        minibatch_stddev: false,
+        spectral_norm: true,
+        upsample: false,
+    };
+    let config = arch.config(attributes()).unwrap();
+    assert_eq!(config.generator.net.input, [16 + 3 + 2 + 4]);
+    assert_eq!(
+        config.discriminator.net.input,
+        [3, 64, 64],
+        "no label planes"
+    );
+    let device = Device::Cpu;
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let g = Generator::init(config.generator.clone(), &mut rng, &device).unwrap();
+    let d = Discriminator::init(config.discriminator.clone(), &mut rng, &device).unwrap();
+    let z = Tensor::randn(0f32, 1., (2, 16), &device).unwrap();
+    let images = Tensor::randn(0f32, 1., (2, 3, 64, 64), &device).unwrap();
+    let base = [[0u32, 0, 0], [2, 1, 3]];
+    let run = |rows: [[u32; 3]; 2]| {
+        let rows = Tensor::new(&rows, &device).unwrap();
+        let fake = g.forward_t(&z, Some(&rows), false).unwrap();
+        let logits = d.forward_t(&images, Some(&rows), false).unwrap();
+        (fake, logits)
+    };
+    let (fake0, logits0) = run(base);
+    for k in 0..3 {
+        let mut changed = base;
+        changed[1][k] = 0;
+        let (fake, logits) = run(changed);
+        let d_logits: Vec<f32> = (&logits - &logits0)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert!(
+            d_logits[0] == 0.0 && d_logits[1] > 0.0,
+            "attribute {k}: {d_logits:?}"
+        );
+        let moved = |i: usize| {
+            (fake.get(i).unwrap() - fake0.get(i).unwrap())
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        assert!(moved(0) == 0.0 && moved(1) > 0.0, "attribute {k}");
+    }
+    let bad = Tensor::new(&[[0u32, 2, 0], [0, 0, 0]], &device).unwrap();
+    let e = g.forward_t(&z, Some(&bad), false).unwrap_err().to_string();
+    assert!(e.contains("label 2 is outside 0..2"), "{e}");
+    let e = d.forward_t(&images, None, false).unwrap_err().to_string();
+    assert!(e.contains("needs the labels"), "{e}");
 }
 
 #[test]

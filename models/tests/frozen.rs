@@ -12,6 +12,7 @@ fn frozen_d_passes_gradients_to_g_only() {
     let info = DatasetInfo {
         name: "test".into(),
         class_names: (0..10).map(|c| c.to_string()).collect(),
+        attributes: vec![],
         attribution: String::new(),
     };
     let config = Architecture::from_name("mnist-cdcgan", 1)

@@ -96,7 +96,10 @@ impl ArchitectureOptions {
                 ..
             } => {
                 let only_mnist = [
-                    (self.projection, "projection (it needs class labels)"),
+                    (
+                        self.projection,
+                        "projection (dcgan64 ends in one whenever it trains with --labels)",
+                    ),
                     (self.g_full_res, "g-full-res"),
                     (self.deep_d, "deep-d"),
                 ];

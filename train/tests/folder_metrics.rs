@@ -46,6 +46,7 @@ fn dataset(pixels: Vec<u8>) -> Dataset {
     let info = DatasetInfo {
         name: "blobs".into(),
         class_names: vec![],
+        attributes: vec![],
         attribution: String::new(),
     };
     Dataset::new(pixels, vec![], [3, SIDE, SIDE], info).unwrap()

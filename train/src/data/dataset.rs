@@ -52,7 +52,8 @@ impl Dataset {
         Ok(ds)
     }
 
-    /// Attaches one row of attributes per image.
+    /// Attaches one row of attributes per image; the dataset's info then names them, with their
+    /// frequencies, for an attribute-conditional model to carry.
     pub fn with_attributes(mut self, attributes: Labels) -> Result<Self> {
         if attributes.len() != self.len() {
             return Err(TrainError::Dataset(format!(
@@ -61,6 +62,7 @@ impl Dataset {
                 self.len()
             )));
         }
+        self.info.attributes = attributes.frequencies();
         self.attributes = Some(attributes);
         Ok(self)
     }
@@ -102,6 +104,7 @@ impl Dataset {
         self.labels.truncate(n);
         if let Some(a) = &mut self.attributes {
             a.truncate(n);
+            self.info.attributes = a.frequencies();
         }
     }
 
@@ -115,7 +118,8 @@ impl Dataset {
             .collect()
     }
 
-    /// Images `[B, C, H, W]` scaled to [-1, 1] and labels `[B]` (u32) for the given indices.
+    /// Images `[B, C, H, W]` scaled to [-1, 1] and their conditions for the given indices: labels
+    /// `[B]` (u32), or attribute classes `[B, A]`, or none.
     pub fn batch(&self, indices: &[usize], device: &Device) -> Result<(Tensor, Option<Tensor>)> {
         let images = Tensor::from_vec(
             self.floats(indices.iter().copied()),
@@ -125,6 +129,13 @@ impl Dataset {
         let labels = if self.is_labelled() {
             let l: Vec<u32> = indices.iter().map(|&i| self.labels[i]).collect();
             Some(Tensor::from_vec(l, indices.len(), device)?)
+        } else if let Some(table) = &self.attributes {
+            let a = table.attributes.len();
+            let rows: Vec<u32> = indices
+                .iter()
+                .flat_map(|&i| table.values()[i * a..(i + 1) * a].iter().copied())
+                .collect();
+            Some(Tensor::from_vec(rows, (indices.len(), a), device)?)
         } else {
             None
         };

@@ -92,6 +92,7 @@ fn load_files(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "images".into()),
         class_names: vec![],
+        attributes: vec![],
         attribution: attribution.to_string(),
     };
     Dataset::new(pixels, vec![], [channels, size, size], info)

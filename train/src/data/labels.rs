@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use gan_contract::AttributeInfo;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -186,6 +187,22 @@ impl Labels {
         &self.values
     }
 
+    /// Each attribute with its classes' shares of these images.
+    pub fn frequencies(&self) -> Vec<AttributeInfo> {
+        let a = self.attributes.len();
+        self.attributes
+            .iter()
+            .enumerate()
+            .map(|(k, attribute)| {
+                let mut counts = vec![0usize; attribute.classes.len()];
+                for row in self.values.chunks_exact(a) {
+                    counts[row[k] as usize] += 1;
+                }
+                AttributeInfo::from_counts(&attribute.name, attribute.classes.clone(), &counts)
+            })
+            .collect()
+    }
+
     pub(crate) fn truncate(&mut self, n: usize) {
         self.values.truncate(n * self.attributes.len());
     }
@@ -231,6 +248,9 @@ mod tests {
         assert_eq!(labels.attributes[1].classes, ["none", "round"]);
         assert_eq!(labels.values(), [0, 1, 1, 0, 0, 0]);
         assert_eq!(labels.len(), 3);
+        let shares = labels.frequencies();
+        assert_eq!(shares[0].frequencies, [2.0 / 3.0, 1.0 / 3.0]);
+        assert_eq!(shares[1].name, "glasses");
     }
 
     #[test]

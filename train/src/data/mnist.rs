@@ -38,6 +38,7 @@ pub fn info() -> DatasetInfo {
     DatasetInfo {
         name: "mnist".into(),
         class_names: (0..10).map(|d| d.to_string()).collect(),
+        attributes: vec![],
         attribution: ATTRIBUTION.into(),
     }
 }

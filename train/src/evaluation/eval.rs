@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use gan_contract::OnnxGenerator;
+use gan_contract::{Conditioning, OnnxGenerator};
 use gan_models::{load_generator_weights, Generator, Weights};
 
 use crate::data::dataset::Dataset;
@@ -84,7 +84,7 @@ impl Source {
     fn num_classes(&self) -> usize {
         match self {
             Source::Candle { generator, .. } => generator.config.num_classes,
-            Source::Onnx(g) if g.signature.conditional => {
+            Source::Onnx(g) if g.signature.conditioning == Conditioning::Label => {
                 g.info().map_or(CLASSES, |info| info.num_classes())
             }
             Source::Onnx(_) => 0,

@@ -32,11 +32,13 @@ pub fn bench(
         Architecture::MnistCdcgan { .. } => DatasetInfo {
             name: "synthetic".into(),
             class_names: (0..10).map(|d| d.to_string()).collect(),
+            attributes: vec![],
             attribution: String::new(),
         },
         Architecture::Dcgan64 { .. } => DatasetInfo {
             name: "synthetic".into(),
             class_names: vec![],
+            attributes: vec![],
             attribution: String::new(),
         },
     };

@@ -6,9 +6,9 @@
 //! afresh on the averaged weights before every use.
 
 use candle_core::{Device, Tensor};
+use gan_models::labels::LabelPrior;
 use gan_models::net::BN_MOMENTUM;
 use gan_models::Generator;
-use rand::Rng;
 
 use crate::error::Result;
 use crate::training::rng::{normal, stream, Purpose};
@@ -39,15 +39,16 @@ pub fn update(ema: &Generator, live: &Generator, decay: f64) -> Result<()> {
 }
 
 /// Sets the BatchNorm running statistics of `g` to the exact mean of its batch statistics over
-/// 4,096 fresh latents (labels cycling through the classes), drawn from the `seed`/`step` stream.
+/// 4,096 fresh latents (and conditions drawn from `prior`), from the `seed`/`step` stream.
 pub fn recalibrate_batch_norm(
     g: &mut Generator,
+    prior: &LabelPrior,
     seed: u64,
     step: u64,
     device: &Device,
 ) -> Result<()> {
     let mut rng = stream(seed, Purpose::BatchNormStats, step);
-    let (latent, classes) = (g.config.latent_dim, g.config.num_classes);
+    let latent = g.config.latent_dim;
     for k in 1..=RECALIBRATION_BATCHES {
         g.net.bn_momentum = 1.0 / k as f64;
         let z = Tensor::from_vec(
@@ -55,14 +56,7 @@ pub fn recalibrate_batch_norm(
             (RECALIBRATION_BATCH, latent),
             device,
         )?;
-        let labels = (classes > 0)
-            .then(|| {
-                let l: Vec<u32> = (0..RECALIBRATION_BATCH)
-                    .map(|_| rng.gen_range(0..classes as u32))
-                    .collect();
-                Tensor::from_vec(l, RECALIBRATION_BATCH, device)
-            })
-            .transpose()?;
+        let labels = prior.draw(RECALIBRATION_BATCH, &mut rng, device)?;
         g.forward_t(&z, labels.as_ref(), true)?;
     }
     g.net.bn_momentum = BN_MOMENTUM;
@@ -116,7 +110,7 @@ mod tests {
                 .unwrap()
         };
         let before = gap(&g);
-        recalibrate_batch_norm(&mut g, 1, 0, &Device::Cpu).unwrap();
+        recalibrate_batch_norm(&mut g, &LabelPrior::Uniform(10), 1, 0, &Device::Cpu).unwrap();
         let after = gap(&g);
         assert!(before > 0.05, "{before}");
         assert!(after < 0.01, "{after}");

@@ -4,43 +4,74 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use gan_grid::{png_bytes, Batch};
+use gan_models::labels::LabelPrior;
 use gan_models::Generator;
 
 use crate::error::{Result, TrainError};
 use crate::training::rng::{normal, stream, Purpose};
 
-/// Columns of the grid; a conditional model gets one row per class.
+/// Columns of the grid; a class-conditional model gets one row per class.
 const COLUMNS: usize = 10;
-const UNCONDITIONAL_SIDE: usize = 8;
+/// Rows and columns of an unconditional or attribute-conditional grid.
+const SIDE: usize = 8;
 
-/// Fixed latents (and labels) for the grid: row r is class r, column c reuses noise c.
+/// Fixed latents (and conditions) for the grid: row r is class r, or (attributes) one fixed
+/// combination drawn from `prior`; column c reuses noise c, so a column shows one latent under
+/// every row's conditions.
 pub fn fixed_inputs(
     g: &Generator,
+    prior: &LabelPrior,
     seed: u64,
     device: &Device,
 ) -> Result<(Tensor, Option<Tensor>, usize)> {
     let latent = g.config.latent_dim;
-    let classes = g.config.num_classes;
     let mut rng = stream(seed, Purpose::SampleGrid, 0);
-    if classes == 0 {
-        let n = UNCONDITIONAL_SIDE * UNCONDITIONAL_SIDE;
-        let z = Tensor::from_vec(normal(&mut rng, n * latent), (n, latent), device)?;
-        return Ok((z, None, UNCONDITIONAL_SIDE));
-    }
-    let row = normal(&mut rng, COLUMNS * latent);
-    let z: Vec<f32> = (0..classes).flat_map(|_| row.iter().copied()).collect();
-    let labels: Vec<u32> = (0..classes as u32).flat_map(|c| [c; COLUMNS]).collect();
-    let n = labels.len();
+    let (rows, columns, labels) = match prior {
+        LabelPrior::None => {
+            let n = SIDE * SIDE;
+            let z = Tensor::from_vec(normal(&mut rng, n * latent), (n, latent), device)?;
+            return Ok((z, None, SIDE));
+        }
+        LabelPrior::Uniform(classes) => {
+            let labels: Vec<u32> = (0..*classes as u32).flat_map(|c| [c; COLUMNS]).collect();
+            let n = labels.len();
+            (*classes, COLUMNS, Tensor::from_vec(labels, n, device)?)
+        }
+        LabelPrior::Attributes(attributes) => {
+            let per_row = prior
+                .draw(SIDE, &mut rng, device)?
+                .expect("an attribute prior draws attributes");
+            let a = attributes.len();
+            let rows = per_row.to_vec2::<u32>()?;
+            let labels: Vec<u32> = rows
+                .iter()
+                .flat_map(|r| std::iter::repeat_n(r.iter().copied(), SIDE).flatten())
+                .collect();
+            (
+                SIDE,
+                SIDE,
+                Tensor::from_vec(labels, (SIDE * SIDE, a), device)?,
+            )
+        }
+    };
+    let row = normal(&mut rng, columns * latent);
+    let z: Vec<f32> = (0..rows).flat_map(|_| row.iter().copied()).collect();
     Ok((
-        Tensor::from_vec(z, (n, latent), device)?,
-        Some(Tensor::from_vec(labels, n, device)?),
-        COLUMNS,
+        Tensor::from_vec(z, (rows * columns, latent), device)?,
+        Some(labels),
+        columns,
     ))
 }
 
 /// Renders the generator (inference mode) on the fixed inputs and writes a PNG atomically.
-pub fn write_grid(g: &Generator, seed: u64, path: &Path, device: &Device) -> Result<()> {
-    let (z, labels, columns) = fixed_inputs(g, seed, device)?;
+pub fn write_grid(
+    g: &Generator,
+    prior: &LabelPrior,
+    seed: u64,
+    path: &Path,
+    device: &Device,
+) -> Result<()> {
+    let (z, labels, columns) = fixed_inputs(g, prior, seed, device)?;
     let images = g.forward_t(&z, labels.as_ref(), false)?;
     let (n, c, h, w) = images.dims4()?;
     let data = images.flatten_all()?.to_vec1::<f32>()?;

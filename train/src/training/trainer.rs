@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use gan_models::kernels::Kernels;
+use gan_models::labels::LabelPrior;
 use gan_models::ModelConfig;
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::Rng;
 
 use crate::data::augment::diff_augment;
 use crate::data::dataset::Dataset;
@@ -72,17 +72,9 @@ pub fn train_step(
     let device = real.device();
     let batch = real.dim(0)?;
     let latent = models.config.generator.latent_dim;
-    let classes = models.config.generator.num_classes;
     let mut rng = stream(seed, Purpose::Noise, step);
     let z = Tensor::from_vec(normal(&mut rng, batch * latent), (batch, latent), device)?;
-    let fake_labels = if classes > 0 {
-        let l: Vec<u32> = (0..batch)
-            .map(|_| rng.gen_range(0..classes as u32))
-            .collect();
-        Some(Tensor::from_vec(l, batch, device)?)
-    } else {
-        None
-    };
+    let fake_labels = LabelPrior::of(&models.config).draw(batch, &mut rng, device)?;
     let fake = models.g.forward_t(&z, fake_labels.as_ref(), true)?;
     let mut aug_rng = stream(seed, Purpose::Augment, step);
     let mut seen = |x: &Tensor| -> candle_core::Result<Tensor> {
@@ -145,7 +137,7 @@ pub fn train(
             config.image_shape()?
         )));
     }
-    if config.is_conditional() && !data.is_labelled() {
+    if config.is_conditional() && !data.is_labelled() && data.attributes().is_none() {
         return Err(TrainError::Setting(
             "a conditional architecture needs labelled data".into(),
         ));
@@ -215,7 +207,8 @@ pub fn train(
     let save = |models: &mut Models, state: &TrainState| -> Result<(f64, f64)> {
         let t = Instant::now();
         if let Some(g) = &mut models.g_ema {
-            ema::recalibrate_batch_norm(g, state.seed, state.step, device)?;
+            let prior = LabelPrior::of(&models.config);
+            ema::recalibrate_batch_norm(g, &prior, state.seed, state.step, device)?;
         }
         let recalibrate_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
@@ -284,7 +277,14 @@ pub fn train(
         let metrics_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let grid = sample_path(run_dir, finished_epoch);
-        write_grid(models.inference_generator(), state.seed, &grid, device)?;
+        let prior = LabelPrior::of(&models.config);
+        write_grid(
+            models.inference_generator(),
+            &prior,
+            state.seed,
+            &grid,
+            device,
+        )?;
         let samples_s = t.elapsed().as_secs_f64();
         // What an epoch costs besides its steps (docs/performance.md measures it).
         tracing::info!(

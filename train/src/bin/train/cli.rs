@@ -232,6 +232,13 @@ pub struct TrainArgs {
     /// Attribution/license text of a folder dataset, carried into checkpoints and exports.
     #[arg(long, default_value = "")]
     pub attribution: String,
+    /// Folder datasets: a labels CSV (a `file` column and any categorical columns, e.g. the
+    /// faces' labels.csv) to train an attribute-conditional dcgan64: G takes a class per column
+    /// beside z, D ends in a projection onto each column's class embedding, and the model can
+    /// then be asked for, e.g., `--attr hair=long03` on the device. Without it a folder trains
+    /// unconditionally.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
     /// Use only the first N images.
     #[arg(long)]
     pub limit: Option<usize>,

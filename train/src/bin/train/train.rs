@@ -27,11 +27,22 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         bail!("--batch-size must be at least 1");
     }
     let device = crate::device::open(args.device)?;
-    let mut data = match kind {
-        DatasetKind::Mnist => mnist::load(data_dir, mnist::Split::Train)?,
-        DatasetKind::Folder => {
+    let mut data = match (kind, &args.labels) {
+        (DatasetKind::Mnist, None) => mnist::load(data_dir, mnist::Split::Train)?,
+        (DatasetKind::Mnist, Some(_)) => {
+            bail!("--labels is for image folders; MNIST's labels come with its files")
+        }
+        (DatasetKind::Folder, None) => {
             folder::load(data_dir, args.image_size, args.channels, &args.attribution)?
         }
+        (DatasetKind::Folder, Some(labels)) => folder::load_labelled(
+            data_dir,
+            labels,
+            None,
+            args.image_size,
+            args.channels,
+            &args.attribution,
+        )?,
     };
     if let Some(n) = args.limit {
         data.truncate(n);
