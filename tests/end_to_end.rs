@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use candle_core::{Device, Tensor};
+use gan_edge_runtime::ask::Ask;
 use gan_edge_runtime::latent;
 use gan_edge_runtime::model::Generator as EdgeGenerator;
 use gan_edge_runtime::render::grid_png;
@@ -80,7 +81,7 @@ fn edge_grid_is_candles_images(
     onnx: &Path,
     loaded: &LoadedGenerator,
     count: usize,
-    label: Option<usize>,
+    ask: &Ask,
 ) -> image::RgbImage {
     let mut g = EdgeGenerator::load(onnx, None, Some(1)).unwrap();
     let info = g.info.clone();
@@ -93,26 +94,45 @@ fn edge_grid_is_candles_images(
         config.image_shape().unwrap()
     );
     assert_eq!(info.attribution, config.dataset.attribution);
+    assert_eq!(info.attributes, config.dataset.attributes);
 
     let seed = 11;
-    let png = grid_png(&mut g, count, label, seed, 1).unwrap();
+    let png = grid_png(&mut g, count, ask, seed, 1).unwrap();
     let grid = image::load_from_memory_with_format(&png, image::ImageFormat::Png)
         .unwrap()
         .to_rgb8();
 
     let z = latent::sample(seed, count, info.latent_dim);
     let zt = Tensor::from_vec(z, (count, info.latent_dim), &Device::Cpu).unwrap();
-    let labels: Vec<u32> = match (info.num_classes(), label) {
+    // The conditions candle is given are computed here, not taken from the edge runtime.
+    let labels: Vec<u32> = match (info.num_classes(), ask.label) {
         (0, _) => vec![],
         (_, Some(l)) => vec![l as u32; count],
         (k, None) => (0..count).map(|i| (i % k) as u32).collect(),
     };
-    let lt = (!labels.is_empty()).then(|| Tensor::from_vec(labels, count, &Device::Cpu).unwrap());
+    let lt = if !info.attributes.is_empty() {
+        let rows: Vec<u32> = ask
+            .conditions(&info, count, seed)
+            .iter()
+            .map(|&c| c as u32)
+            .collect();
+        for row in rows.chunks(info.attributes.len()) {
+            for (c, fixed) in row.iter().zip(&ask.attributes.fixed) {
+                assert!(
+                    fixed.is_none_or(|f| f as u32 == *c),
+                    "a fixed attribute was drawn"
+                );
+            }
+        }
+        Some(Tensor::from_vec(rows, (count, info.attributes.len()), &Device::Cpu).unwrap())
+    } else {
+        (!labels.is_empty()).then(|| Tensor::from_vec(labels, count, &Device::Cpu).unwrap())
+    };
     let images = loaded.generator.forward_t(&zt, lt.as_ref(), false).unwrap();
     let images = images.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let batch =
         gan_grid::Batch::new(&images, count, info.channels, info.height, info.width).unwrap();
-    let columns = match (info.num_classes(), label) {
+    let columns = match (info.num_classes(), ask.label) {
         (k, None) if k > 0 && count >= k => k,
         _ => (count as f64).sqrt().ceil() as usize,
     };
@@ -141,9 +161,13 @@ fn digits_train_export_and_draw_on_the_edge() {
     let onnx = dir.path().join("digits.onnx");
     let loaded = export(&run, &onnx, "e2e-digits");
     // A grid of every digit, then one of only sevens.
-    let all = edge_grid_is_candles_images(&onnx, &loaded, 10, None);
+    let all = edge_grid_is_candles_images(&onnx, &loaded, 10, &Ask::default());
     assert_eq!(all.dimensions(), (10 * 29 + 1, 29 + 1));
-    let sevens = edge_grid_is_candles_images(&onnx, &loaded, 4, Some(7));
+    let seven = Ask {
+        label: Some(7),
+        ..Ask::default()
+    };
+    let sevens = edge_grid_is_candles_images(&onnx, &loaded, 4, &seven);
     assert_eq!(sevens.dimensions(), (2 * 29 + 1, 2 * 29 + 1));
 }
 
@@ -156,12 +180,49 @@ fn faces_train_export_and_draw_on_the_edge() {
     train_steps(&data, false, &run, 2);
     let onnx = dir.path().join("faces.onnx");
     let loaded = export(&run, &onnx, "e2e-faces");
-    let grid = edge_grid_is_candles_images(&onnx, &loaded, 4, None);
+    let grid = edge_grid_is_candles_images(&onnx, &loaded, 4, &Ask::default());
     assert_eq!(grid.dimensions(), (2 * 65 + 1, 2 * 65 + 1));
     let cell = |i: u32| {
         image::imageops::crop_imm(&grid, 1 + 65 * (i % 2), 1 + 65 * (i / 2), 64, 64).to_image()
     };
     assert_ne!(cell(0), cell(1), "different latents draw different faces");
+}
+
+/// Faces with the fixtures' labels CSV: an attribute-conditional model, trained, exported with
+/// its attributes in the metadata, and asked for some attributes on the edge, the rest drawn.
+#[test]
+fn attribute_faces_train_export_and_draw_what_is_asked() {
+    let faces = faces_fixture();
+    let data = folder::load_labelled(
+        &faces,
+        &faces.join("labels.csv"),
+        None,
+        64,
+        3,
+        FACES_ATTRIBUTION,
+    )
+    .unwrap();
+    let attributes = &data.info.attributes;
+    assert_eq!(attributes.len(), 9);
+    assert_eq!(attributes[6].name, "glasses");
+    assert_eq!(attributes[6].frequencies, [15.0 / 16.0, 1.0 / 16.0]);
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    train_steps(&data, false, &run, 2);
+    let onnx = dir.path().join("faces-attr.onnx");
+    let loaded = export(&run, &onnx, "e2e-faces-attr");
+    assert_eq!(loaded.config.generator.attribute_classes[6], 2);
+    let g = EdgeGenerator::load(&onnx, None, Some(1)).unwrap();
+    let ask = Ask::parse(
+        &g.info,
+        None,
+        [("glasses", "variant02"), ("hair", "long09")],
+    )
+    .unwrap();
+    let grid = edge_grid_is_candles_images(&onnx, &loaded, 4, &ask);
+    assert_eq!(grid.dimensions(), (2 * 65 + 1, 2 * 65 + 1));
+    // Nothing fixed: the edge still runs it, every attribute drawn.
+    edge_grid_is_candles_images(&onnx, &loaded, 3, &Ask::default());
 }
 
 /// The contract's names reach the edge runtime unchanged: what export writes is what the edge

@@ -41,6 +41,12 @@ impl ModelInfo {
 
     /// A class by name ("7", "seven"), or by index.
     pub fn class_index(&self, label: &str) -> Result<usize> {
+        if !self.attributes.is_empty() {
+            return Err(ContractError::Request(format!(
+                "model `{}` is asked for attributes (name=class), not a label",
+                self.name
+            )));
+        }
         if self.class_names.is_empty() {
             return Err(ContractError::Request(format!(
                 "model `{}` is unconditional: it takes no label",

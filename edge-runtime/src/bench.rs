@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use crate::ask::Ask;
 use crate::error::Result;
 use crate::latent;
 use crate::model::Generator;
@@ -20,15 +21,10 @@ pub struct Row {
 /// `runs` timed calls at each of `batches` (the median is kept).
 pub fn bench(g: &mut Generator, batches: &[usize], runs: usize) -> Result<Vec<Row>> {
     let dim = g.info.latent_dim;
-    let classes = g.info.num_classes();
     let mut rows = Vec::new();
     for &batch in batches {
         let z = latent::sample(1, batch, dim);
-        let labels: Vec<i64> = if classes > 0 {
-            (0..batch).map(|i| (i % classes) as i64).collect()
-        } else {
-            Vec::new()
-        };
+        let labels = Ask::default().conditions(&g.info, batch, 1);
         for _ in 0..WARMUP {
             g.generate(&z, &labels)?;
         }

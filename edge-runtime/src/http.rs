@@ -1,6 +1,9 @@
 //! The kiosk's HTTP endpoint (loopback by default): `GET /` the kiosk page (what the display
 //! shows, with buttons), `GET /frame.png` and `/frame.json` the current screen and its caption,
-//! `GET /image.png?label=7&seed=42&count=1` a PNG, `POST /next[?label=7]` to advance the kiosk,
+//! `GET /image.png?label=7&seed=42&count=1` a PNG (an attribute-conditional model takes
+//! `?hair=long03&glasses=none` instead of `label`), `POST /next[?label=7 | ?hair=long03…]` to
+//! advance the kiosk, `POST /attributes[?hair=long03…]` to fix exactly those attributes (none:
+//! all drawn) on a new image,
 //! `POST /reload` to load the model file again, `GET /stats` the server's counters. Parameters
 //! are parsed strictly and bounded; junk gets a 4xx with the reason; floods are held off by
 //! [`crate::http_server`].
@@ -9,6 +12,9 @@ use std::net::TcpListener;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
+use gan_contract::ModelInfo;
+
+use crate::ask::Ask;
 use crate::http_server::{self, Counters, Limits, Method, Request, Response};
 use crate::kiosk::Event;
 use crate::latest_frame::LatestFrame;
@@ -19,14 +25,32 @@ use crate::render;
 pub const MAX_COUNT: usize = 64;
 const MAX_VALUE_LEN: usize = 40;
 
+/// Attributes one query may name.
+const MAX_ATTRIBUTES: usize = 32;
+
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ImageQuery {
     pub label: Option<String>,
     pub seed: Option<u64>,
     pub count: Option<usize>,
+    /// Every other `name=class` pair, in order: attributes, checked against the model by
+    /// [`Ask::parse`] (which refuses names the model does not have).
+    pub attributes: Vec<(String, String)>,
 }
 
-/// Parses `label=7&seed=42&count=4`: known keys only, each at most once, bounded values.
+impl ImageQuery {
+    /// What the query asks `info`'s model for.
+    pub fn ask(&self, info: &ModelInfo) -> crate::Result<Ask> {
+        let pairs = self
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()));
+        Ask::parse(info, self.label.as_deref(), pairs)
+    }
+}
+
+/// Parses `label=7&seed=42&count=4` (or `hair=long03&…`): each key at most once, bounded
+/// values of letters, digits, `-` and `_`.
 pub fn parse_query(query: &str) -> Result<ImageQuery, String> {
     let mut q = ImageQuery::default();
     if query.is_empty() {
@@ -69,7 +93,21 @@ pub fn parse_query(query: &str) -> Result<ImageQuery, String> {
                     return Err(dup());
                 }
             }
-            other => return Err(format!("unknown parameter `{}`", clip(other))),
+            name => {
+                if q.attributes.iter().any(|(k, _)| k == name) {
+                    return Err(dup());
+                }
+                if q.attributes.len() == MAX_ATTRIBUTES
+                    || name.is_empty()
+                    || name.len() > MAX_VALUE_LEN
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
+                    return Err(format!("unknown parameter `{}`", clip(name)));
+                }
+                q.attributes.push((name.to_string(), value.to_string()));
+            }
         }
     }
     Ok(q)
@@ -92,6 +130,8 @@ h1{font-size:1.3rem;margin:.4rem 0}
 #caption{font-size:1.1rem;min-height:1.4em}
 button{font-size:1.15rem;min-width:3rem;min-height:3rem;margin:4px;border:0;border-radius:8px;background:#333;color:#eee}
 #next{background:#2a6;min-width:9rem}
+label{display:inline-block;margin:4px 6px;text-align:left}
+select{font-size:1.05rem;min-height:2.6rem;border-radius:8px;background:#333;color:#eee;border:0}
 small{color:#999}
 </style></head><body><main>
 <h1>{name}</h1>
@@ -105,6 +145,12 @@ small{color:#999}
 let shown = {number};
 async function next(label) {
   await fetch('/next' + (label === undefined ? '' : '?label=' + label), {method: 'POST'});
+}
+async function pick() {
+  const picks = [...document.querySelectorAll('select[data-attr]')]
+    .filter(s => s.value !== '')
+    .map(s => encodeURIComponent(s.dataset.attr) + '=' + encodeURIComponent(s.value));
+  await fetch('/attributes' + (picks.length ? '?' + picks.join('&') : ''), {method: 'POST'});
 }
 async function poll() {
   try {
@@ -169,13 +215,8 @@ fn handle(
         Ok(g) => g,
         Err(_) => return Response::text(500, "generator unavailable"),
     };
-    let label = match query
-        .label
-        .as_deref()
-        .map(|l| g.info.class_index(l))
-        .transpose()
-    {
-        Ok(l) => l,
+    let ask = match query.ask(&g.info) {
+        Ok(ask) => ask,
         Err(e) => return Response::text(400, &e.to_string()),
     };
     match (request.method, path) {
@@ -192,33 +233,65 @@ fn handle(
                     )
                 })
                 .collect();
+            // An attribute model: one picker per attribute, "any" leaving it to chance.
+            let pickers: String = g
+                .info
+                .attributes
+                .iter()
+                .map(|a| {
+                    let options: String = a
+                        .classes
+                        .iter()
+                        .map(|c| format!("<option>{}</option>", escape(c)))
+                        .collect();
+                    format!(
+                        "<label>{name} <select data-attr=\"{name}\" onchange=\"pick()\">\
+                         <option value=\"\">any</option>{options}</select></label>",
+                        name = escape(&a.name)
+                    )
+                })
+                .collect();
             let (number, caption) = latest.summary().unwrap_or_default();
             let page = PAGE
                 .replace("{name}", &escape(&g.info.name))
                 .replace("{caption}", &escape(&caption))
                 .replace("{number}", &number.to_string())
-                .replace("{buttons}", &buttons)
+                .replace("{buttons}", &(buttons + &pickers))
                 .replace("{attribution}", &escape(&g.info.attribution));
             Response::new(200, "text/html; charset=utf-8", page)
         }
         (Method::Get, "/image.png") => {
             let seed = query.seed.unwrap_or_else(rand::random);
-            match render::grid_png(&mut g, query.count.unwrap_or(1), label, seed, 8) {
+            match render::grid_png(&mut g, query.count.unwrap_or(1), &ask, seed, 8) {
                 Ok(png) => Response::new(200, "image/png", png),
                 Err(e) => Response::text(500, &e.to_string()),
             }
         }
         (Method::Post, "/next") => {
-            let _ = events.send(Event::Next { label });
+            let attributes = (!query.attributes.is_empty()).then_some(ask.attributes);
+            let _ = events.send(Event::Next {
+                label: ask.label,
+                attributes,
+            });
+            Response::text(202, "ok")
+        }
+        (Method::Post, "/attributes") if !g.info.attributes.is_empty() => {
+            let _ = events.send(Event::Next {
+                label: None,
+                attributes: Some(ask.attributes),
+            });
             Response::text(202, "ok")
         }
         (Method::Post, "/reload") => {
             let _ = events.send(Event::Reload);
             Response::text(202, "reload requested")
         }
-        (_, "/" | "/image.png" | "/next" | "/reload" | "/stats" | "/frame.png" | "/frame.json") => {
-            Response::text(405, "method not allowed")
-        }
+        (Method::Post, "/attributes") => Response::text(400, "this model takes no attributes"),
+        (
+            _,
+            "/" | "/image.png" | "/next" | "/attributes" | "/reload" | "/stats" | "/frame.png"
+            | "/frame.json",
+        ) => Response::text(405, "method not allowed"),
         _ => Response::text(404, "not found"),
     }
 }
@@ -245,6 +318,14 @@ mod tests {
     #[test]
     fn queries_are_strict_and_bounded() {
         assert_eq!(parse_query("").unwrap(), ImageQuery::default());
+        let q = parse_query("hair=long03&glasses=none&seed=1").unwrap();
+        assert_eq!(
+            q.attributes,
+            [
+                ("hair".into(), "long03".into()),
+                ("glasses".into(), "none".into())
+            ]
+        );
         let q = parse_query("label=7&seed=42&count=4").unwrap();
         assert_eq!(
             (q.label.as_deref(), q.seed, q.count),
@@ -256,7 +337,7 @@ mod tests {
             "count=0",
             "count=65",
             "label=7&label=8",
-            "x=1",
+            "hair=long&hair=short",
             "label",
             "label=<script>",
             "seed=99999999999999999999999",

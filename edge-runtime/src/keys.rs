@@ -5,6 +5,8 @@ use std::io::{BufRead, Read};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
+use gan_contract::AttributeRequest;
+
 use crate::kiosk::Event;
 use crate::model::Generator;
 
@@ -45,19 +47,57 @@ impl Drop for RawMode {
 }
 
 /// The event a key or line means: `q` quits, `r` reloads the model file, space/enter/empty line
-/// shows a new image, a class name or index picks that class. Unknown keys are logged and ignored.
+/// shows a new image, a class name or index picks that class. An attribute model's keys: `a`/`A`
+/// choose the next/previous attribute, `+`/`-` step its class on the same face, `c` clears the
+/// fixed attributes, and a line of `name=class` pairs fixes exactly those. Unknown keys are
+/// logged and ignored.
 fn event_for(key: &str, generator: &Mutex<Generator>) -> Option<Event> {
-    match key.trim() {
-        "q" | "quit" => Some(Event::Quit),
-        "r" | "reload" => Some(Event::Reload),
-        "" => Some(Event::Next { label: None }),
-        other => match generator.lock().ok()?.info.class_index(other) {
-            Ok(label) => Some(Event::Next { label: Some(label) }),
-            Err(e) => {
-                tracing::warn!("{e}");
-                None
+    let next = |attributes| Event::Next {
+        label: None,
+        attributes,
+    };
+    let key = key.trim();
+    match key {
+        "q" | "quit" => return Some(Event::Quit),
+        "r" | "reload" => return Some(Event::Reload),
+        "" => return Some(next(None)),
+        _ => {}
+    }
+    let g = generator.lock().ok()?;
+    let event = if g.info.attributes.is_empty() {
+        g.info
+            .class_index(key)
+            .map(|label| Event::Next {
+                label: Some(label),
+                attributes: None,
+            })
+            .map_err(crate::EdgeError::from)
+    } else {
+        match key {
+            "+" | "=" => Ok::<_, crate::EdgeError>(Event::Step { delta: 1 }),
+            "-" => Ok(Event::Step { delta: -1 }),
+            "a" => Ok(Event::Select { delta: 1 }),
+            "A" => Ok(Event::Select { delta: -1 }),
+            "c" | "clear" => Ok(next(Some(AttributeRequest::default()))),
+            line => {
+                let words: Vec<String> = line
+                    .split(|c: char| c == ',' || c.is_whitespace())
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                crate::ask::pairs(&words)
+                    .map_err(crate::EdgeError::Request)
+                    .and_then(|pairs| Ok(AttributeRequest::parse(&g.info.attributes, pairs)?))
+                    .map(|request| next(Some(request)))
             }
-        },
+        }
+    };
+    match event {
+        Ok(event) => Some(event),
+        Err(e) => {
+            tracing::warn!("{e}");
+            None
+        }
     }
 }
 

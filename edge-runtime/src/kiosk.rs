@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use embedded_graphics::geometry::OriginDimensions;
 
+use gan_contract::AttributeRequest;
+
+use crate::ask::Ask;
 use crate::canvas::Canvas;
 use crate::display::Display;
 use crate::error::Result;
@@ -24,9 +27,20 @@ const WATCH_EVERY: Duration = Duration::from_secs(1);
 /// What can make the kiosk change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A new image (with this class, if given).
+    /// A new image (with this class, if given; with exactly these attributes fixed, if given,
+    /// the others drawn afresh; else with the fixed ones kept).
     Next {
         label: Option<usize>,
+        attributes: Option<AttributeRequest>,
+    },
+    /// Attribute models: the same face with the chosen attribute's class stepped by `delta`
+    /// (from the class shown), which then stays fixed.
+    Step {
+        delta: i64,
+    },
+    /// Attribute models: choose another attribute for [`Event::Step`] (by `delta` in the list).
+    Select {
+        delta: i64,
     },
     /// Load the model file again (HTTP POST /reload, key r, SIGHUP).
     Reload,
@@ -58,6 +72,12 @@ pub struct Kiosk {
     seed: u64,
     /// Class chosen by the user (kept until another is chosen); otherwise classes cycle.
     fixed_label: Option<usize>,
+    /// Attributes fixed by the user (kept until changed); the others are drawn per image.
+    fixed_attributes: AttributeRequest,
+    /// The attribute [`Event::Step`] changes.
+    selected: usize,
+    /// The condition values of the image on screen.
+    shown: Vec<i64>,
     walk: Option<Walk>,
     watch: Option<ModelWatch>,
     /// Where each drawn screen is also published (for the web page), if anywhere.
@@ -76,6 +96,9 @@ impl Kiosk {
             options,
             seed,
             fixed_label: None,
+            fixed_attributes: AttributeRequest::default(),
+            selected: 0,
+            shown: Vec::new(),
             walk: None,
             watch: None,
             latest: None,
@@ -110,29 +133,88 @@ impl Kiosk {
         }
     }
 
-    /// Moves on to a new image (with this class, if given).
-    pub fn advance(&mut self, label: Option<usize>) {
+    /// Moves on to a new image (with this class, if given; with exactly these attributes fixed,
+    /// if given).
+    pub fn advance(&mut self, label: Option<usize>, attributes: Option<AttributeRequest>) {
         self.seed = self.seed.wrapping_add(1);
         if label.is_some() {
             self.fixed_label = label;
         }
+        if let Some(attributes) = attributes {
+            self.fixed_attributes = attributes;
+        }
         self.walk = None;
     }
 
-    /// Latent and label of the current frame.
-    fn current(&mut self, g: &Generator) -> (Vec<f32>, Option<usize>) {
+    /// Steps the selected attribute's class by `delta` from the one shown, and fixes it; the
+    /// latent and the other attributes stay, so only that part of the face changes.
+    pub fn step(&mut self, delta: i64) {
+        let classes = self.attribute_classes();
+        let k = self.selected;
+        let (Some(&count), Some(&shown)) = (classes.get(k), self.shown.get(k)) else {
+            tracing::warn!("this model has no attributes to step");
+            return;
+        };
+        let class = (shown + delta).rem_euclid(count as i64) as usize;
+        self.fixed_attributes.fixed.resize(classes.len(), None);
+        self.fixed_attributes.fixed[k] = Some(class);
+    }
+
+    /// Chooses the attribute `delta` places on in the list.
+    pub fn select(&mut self, delta: i64) {
+        let count = self.attribute_classes().len();
+        if count > 0 {
+            self.selected = (self.selected as i64 + delta).rem_euclid(count as i64) as usize;
+        }
+    }
+
+    /// The class count of each attribute of the loaded model.
+    fn attribute_classes(&self) -> Vec<usize> {
+        self.generator.lock().map_or_else(
+            |_| Vec::new(),
+            |g| g.info.attributes.iter().map(|a| a.classes.len()).collect(),
+        )
+    }
+
+    /// What the current frame asks for, made to fit the loaded model (a reloaded one may have
+    /// other classes or attributes).
+    fn ask(&mut self, g: &Generator) -> Ask {
         let classes = g.info.num_classes();
         if self.fixed_label.is_some_and(|l| l >= classes) {
             self.fixed_label = None;
         }
-        let dim = g.info.latent_dim;
-        if self.walk.as_ref().is_some_and(|w| w.a.len() != dim) {
-            self.walk = None;
+        let attributes = &g.info.attributes;
+        let fits = self.fixed_attributes.fixed.len() <= attributes.len()
+            && self
+                .fixed_attributes
+                .fixed
+                .iter()
+                .zip(attributes)
+                .all(|(c, a)| c.is_none_or(|c| c < a.classes.len()));
+        if !fits {
+            self.fixed_attributes = AttributeRequest::default();
+        }
+        self.fixed_attributes.fixed.resize(attributes.len(), None);
+        if self.selected >= attributes.len() {
+            self.selected = 0;
         }
         let label = (classes > 0).then(|| {
             self.fixed_label
                 .unwrap_or((self.seed % classes as u64) as usize)
         });
+        Ask {
+            label,
+            attributes: self.fixed_attributes.clone(),
+        }
+    }
+
+    /// Latent and conditions of the current frame.
+    fn current(&mut self, g: &Generator) -> (Vec<f32>, Ask) {
+        let dim = g.info.latent_dim;
+        if self.walk.as_ref().is_some_and(|w| w.a.len() != dim) {
+            self.walk = None;
+        }
+        let label = self.ask(g);
         match self.options.walk {
             None => (sample(self.seed, 1, dim), label),
             Some((_, steps)) => {
@@ -162,14 +244,29 @@ impl Kiosk {
         let mut g = generator
             .lock()
             .map_err(|_| crate::error::EdgeError::Runtime("generator lock poisoned".into()))?;
-        let (z, label) = self.current(&g);
-        let labels: Vec<i64> = label.map(|l| vec![l as i64]).unwrap_or_default();
+        let (z, ask) = self.current(&g);
+        let conditions = ask.conditions(&g.info, 1, self.seed);
         let started = Instant::now();
-        let image = g.generate(&z, &labels)?;
+        let image = g.generate(&z, &conditions)?;
         let took = started.elapsed();
+        self.shown = conditions;
         let info = &g.info;
-        let caption = match label {
-            Some(l) => format!(
+        let caption = match (ask.label, info.attributes.get(self.selected)) {
+            (None, Some(a)) => {
+                let fixed = ask.attributes.fixed.iter().flatten().count();
+                format!(
+                    "{} {}{}  seed {}",
+                    a.name,
+                    a.classes[self.shown[self.selected] as usize],
+                    if fixed > 0 {
+                        format!(" ({fixed} fixed)")
+                    } else {
+                        String::new()
+                    },
+                    self.seed
+                )
+            }
+            (Some(l), _) => format!(
                 "{} {}  seed {}",
                 if info.dataset == "mnist" {
                     "digit"
@@ -179,7 +276,7 @@ impl Kiosk {
                 info.class_names[l],
                 self.seed
             ),
-            None => format!("seed {}", self.seed),
+            (None, None) => format!("seed {}", self.seed),
         };
         let status = format!(
             "{} | {:.1} ms | #{}",
@@ -271,8 +368,16 @@ impl Kiosk {
                         self.check_model(true);
                         break;
                     }
-                    Some(Event::Next { label }) => {
-                        self.advance(label);
+                    Some(Event::Next { label, attributes }) => {
+                        self.advance(label, attributes);
+                        break;
+                    }
+                    Some(Event::Step { delta }) => {
+                        self.step(delta);
+                        break;
+                    }
+                    Some(Event::Select { delta }) => {
+                        self.select(delta);
                         break;
                     }
                     None => {
@@ -280,7 +385,7 @@ impl Kiosk {
                             if Instant::now() >= t {
                                 next_at = Some(t + tick);
                                 if self.options.walk.is_none() {
-                                    self.advance(None);
+                                    self.advance(None, None);
                                 }
                                 break;
                             }

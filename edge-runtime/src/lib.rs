@@ -1,6 +1,7 @@
 //! The on-device part: an exported generator in ONNX Runtime, shown through embedded-graphics on
 //! a Linux framebuffer, SPI panel, PNG file or terminal, as a kiosk. No candle here.
 
+pub mod ask;
 pub mod bench;
 pub mod canvas;
 pub mod display;

@@ -32,24 +32,41 @@ impl Generator {
         })
     }
 
-    /// Images `[n, C, H, W]` in [-1, 1] for latents `z` (`n × latent`) and labels (conditional).
-    pub fn generate(&mut self, z: &[f32], labels: &[i64]) -> Result<Vec<f32>> {
+    /// The class count of each condition value an image takes: `[classes]`, the attributes'
+    /// counts, or none.
+    fn condition_classes(&self) -> Vec<usize> {
+        match self.info.num_classes() {
+            0 => self
+                .info
+                .attributes
+                .iter()
+                .map(|a| a.classes.len())
+                .collect(),
+            classes => vec![classes],
+        }
+    }
+
+    /// Images `[n, C, H, W]` in [-1, 1] for latents `z` (`n × latent`) and the conditions the
+    /// model takes (`n` labels, or `n` rows of attribute classes; see [`crate::ask::Ask`]).
+    pub fn generate(&mut self, z: &[f32], conditions: &[i64]) -> Result<Vec<f32>> {
         let latent = self.info.latent_dim;
-        let classes = self.info.num_classes();
         let n = z.len() / latent;
         if n == 0 || n > MAX_BATCH || z.len() != n * latent {
             return Err(EdgeError::Request(format!(
                 "batch must be 1..={MAX_BATCH} latents of size {latent}"
             )));
         }
-        if classes > 0
-            && (labels.len() != n || labels.iter().any(|&l| l < 0 || l as usize >= classes))
-        {
+        let classes = self.condition_classes();
+        let in_range = conditions
+            .iter()
+            .enumerate()
+            .all(|(i, &c)| c >= 0 && (c as usize) < classes[i % classes.len()]);
+        if conditions.len() != n * classes.len() || !in_range {
             return Err(EdgeError::Request(format!(
-                "need {n} labels in 0..{classes}"
+                "need {n} rows of condition values in 0..{classes:?}"
             )));
         }
-        let data = self.onnx.generate(z, labels)?;
+        let data = self.onnx.generate(z, conditions)?;
         if data.len() != n * self.info.image_len() {
             return Err(EdgeError::Runtime(format!(
                 "model returned {} values, expected {} for {n} images",

@@ -4,39 +4,35 @@
 use gan_grid::Batch;
 use image::imageops::FilterType;
 
+use crate::ask::Ask;
 use crate::error::Result;
 use crate::latent::sample;
 use crate::model::Generator;
 
-/// `count` images from `seed`: all of class `label`, or (conditional models) classes cycling
-/// 0, 1, 2, … so a grid shows every class. Returns the images and their labels.
+/// `count` images from `seed` for `ask` (see [`Ask::conditions`]). Returns the images and the
+/// condition values they were made with.
 pub fn generate(
     g: &mut Generator,
     count: usize,
-    label: Option<usize>,
+    ask: &Ask,
     seed: u64,
 ) -> Result<(Vec<f32>, Vec<i64>)> {
     let z = sample(seed, count, g.info.latent_dim);
-    let classes = g.info.num_classes();
-    let labels: Vec<i64> = match (classes, label) {
-        (0, _) => vec![],
-        (_, Some(l)) => vec![l as i64; count],
-        (k, None) => (0..count).map(|i| (i % k) as i64).collect(),
-    };
-    Ok((g.generate(&z, &labels)?, labels))
+    let conditions = ask.conditions(&g.info, count, seed);
+    Ok((g.generate(&z, &conditions)?, conditions))
 }
 
 /// A PNG grid of `count` images, each scaled up `scale`× with nearest-neighbour sampling.
 pub fn grid_png(
     g: &mut Generator,
     count: usize,
-    label: Option<usize>,
+    ask: &Ask,
     seed: u64,
     scale: u32,
 ) -> Result<Vec<u8>> {
-    let (images, _) = generate(g, count, label, seed)?;
+    let (images, _) = generate(g, count, ask, seed)?;
     let info = &g.info;
-    let columns = match (info.num_classes(), label) {
+    let columns = match (info.num_classes(), ask.label) {
         (k, None) if k > 0 && count >= k => k,
         _ => (count as f64).sqrt().ceil() as usize,
     };

@@ -44,7 +44,7 @@ pub fn soak(
     let mut rows = Vec::new();
     let mut window: Vec<f64> = Vec::with_capacity(every as usize);
     for frame in 1..=frames {
-        kiosk.advance(None);
+        kiosk.advance(None, None);
         let started = Instant::now();
         kiosk.show()?;
         window.push(started.elapsed().as_secs_f64() * 1e3);

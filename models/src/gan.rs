@@ -36,9 +36,11 @@ impl Generator {
         let input = match (classes.is_empty(), labels) {
             (true, None) => z.clone(),
             (false, Some(labels)) => Tensor::cat(&[&one_hot(labels, &classes, z.device())?, z], 1)?,
-            _ => return Err(ModelError::InvalidConfig(format!(
+            _ => {
+                return Err(ModelError::InvalidConfig(format!(
                 "a generator with classes {classes:?} needs conditions exactly when it has classes"
-            ))),
+            )))
+            }
         };
         self.net.forward_t(&input, train)
     }

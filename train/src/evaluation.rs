@@ -5,4 +5,5 @@ pub mod eval;
 pub mod fid;
 pub mod judge;
 pub mod parts;
+pub mod requested;
 pub mod swd;

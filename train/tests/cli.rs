@@ -402,3 +402,109 @@ fn trains_on_an_image_folder_of_mixed_formats() {
         "{json}"
     );
 }
+
+/// Two black 64×64 PNGs, `a.png` and `b.png`, and `labels.csv` holding `csv`.
+fn labelled_folder(csv: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a.png", "b.png"] {
+        image::RgbImage::new(64, 64)
+            .save(dir.path().join(name))
+            .unwrap();
+    }
+    fs::write(dir.path().join("labels.csv"), csv).unwrap();
+    dir
+}
+
+#[test]
+fn bad_labels_files_are_named_and_nothing_is_written() {
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    for (csv, wanted) in [
+        (
+            "file,hair\na.png,long\nc.png,short\n",
+            &["line 3", "c.png"][..],
+        ),
+        ("file,hair\na.png,long\n", &["no row for", "b.png"]),
+        (
+            "file,hair\na.png,long\nb.png,\n",
+            &["line 3", "empty value", "hair"],
+        ),
+        (
+            "file,hair\na.png,long\nb.png,long\n",
+            &["`hair` has one class"],
+        ),
+        ("hair\nlong\nshort\n", &["line 1", "no `file` column"]),
+    ] {
+        let faces = labelled_folder(csv);
+        let labels = faces.path().join("labels.csv");
+        let args = folder_args(faces.path().to_str().unwrap(), run.to_str().unwrap());
+        let o = train(&[&args[..], &["--labels", labels.to_str().unwrap()]].concat());
+        fails_with(&o, &[&["labels.csv"][..], wanted].concat());
+        assert!(!run.exists(), "{csv:?}: nothing may be written");
+    }
+    let fixture = fixture();
+    let faces = labelled_folder("file,hair\na.png,long\nb.png,short\n");
+    let labels = faces.path().join("labels.csv");
+    let args = mnist_args(fixture.to_str().unwrap(), run.to_str().unwrap());
+    let o = train(&[&args[..], &["--labels", labels.to_str().unwrap()]].concat());
+    fails_with(&o, &["--labels", "image folders"]);
+}
+
+#[test]
+fn a_labelled_folder_trains_an_attribute_conditional_model_and_resumes() {
+    let faces =
+        labelled_folder("file,hair,glasses\na.png,long,none\nb.png,short,none\nc.png,long,round\n");
+    image::RgbImage::new(64, 64)
+        .save(faces.path().join("c.png"))
+        .unwrap();
+    let labels = faces.path().join("labels.csv");
+    let out = tempfile::tempdir().unwrap();
+    let args = folder_args(faces.path().to_str().unwrap(), out.path().to_str().unwrap());
+    let labelled = [
+        &args[..],
+        &[
+            "--labels",
+            labels.to_str().unwrap(),
+            "--ngf",
+            "8",
+            "--ndf",
+            "8",
+            "--max-steps",
+            "1",
+        ],
+    ]
+    .concat();
+    let o = train(&labelled);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read = || -> serde_json::Value {
+        serde_json::from_str(&fs::read_to_string(out.path().join("checkpoint.json")).unwrap())
+            .unwrap()
+    };
+    let state = read();
+    let config = &state["config"];
+    assert_eq!(
+        config["generator"]["attribute_classes"],
+        serde_json::json!([2, 2])
+    );
+    let glasses = &config["dataset"]["attributes"][1];
+    assert_eq!(glasses["classes"], serde_json::json!(["none", "round"]));
+    let shares = glasses["frequencies"].as_array().unwrap();
+    assert!(
+        (shares[0].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-12,
+        "{glasses}"
+    );
+    assert_eq!(
+        config["discriminator"]["net"]["layers"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["type"],
+        "projection"
+    );
+    let o = train(&[&labelled[..], &["--resume"]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(read()["config"], *config);
+    assert_eq!(read()["state"]["step"], 2);
+    // The sample grid was drawn with rows of fixed attributes.
+    assert!(out.path().join("samples").is_dir());
+}

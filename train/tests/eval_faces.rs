@@ -6,10 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use candle_core::Device;
+use gan_contract::AttributeInfo;
+use gan_models::{save_generator, Architecture, DatasetInfo, Generator};
 use gan_train::data::dataset::Dataset;
 use gan_train::data::folder;
 use gan_train::evaluation::judge::{targets, train_judge, Judge};
 use gan_train::evaluation::parts::PartsReference;
+use gan_train::evaluation::requested::{requests, score_requested};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -210,4 +213,108 @@ fn eval_reports_the_parts_table_for_the_shipped_faces_model() {
     ] {
         assert!(stdout.contains(want), "no {want:?} in\n{stdout}");
     }
+}
+
+#[test]
+fn asked_for_real_faces_attributes_the_real_faces_score_the_judges_accuracy() {
+    let judge = shipped_judge();
+    let held_out = labelled("held-out", &judge);
+    let attributes: Vec<AttributeInfo> = judge
+        .heads
+        .iter()
+        .map(|h| AttributeInfo::from_counts(&h.name, h.classes.clone(), &vec![1; h.classes.len()]))
+        .collect();
+    let labels = held_out.attributes().unwrap();
+    let n = held_out.len();
+    let asked = requests(labels, 2 * n).unwrap();
+    assert_eq!(asked.len(), 2 * n * 9);
+    assert_eq!(
+        asked[..n * 9],
+        asked[n * 9..],
+        "the held-out rows, repeated"
+    );
+    // A perfect generator: it returns the very faces whose attributes it was asked for.
+    let faces = held_out.floats(0..n);
+    let judged = judge.judge(&faces, &Device::Cpu).unwrap();
+    let score = score_requested(&judge, &judged, &asked[..n * 9], &attributes).unwrap();
+    assert_eq!(score.names[6], "glasses");
+    for (name, share) in score.names.iter().zip(&score.requested) {
+        assert!(*share >= 0.9, "{name}: {share}");
+    }
+    // Asked for the next face's attributes instead, the same faces mostly miss.
+    let shifted: Vec<u32> = asked[9..n * 9 + 9].to_vec();
+    let wrong = score_requested(&judge, &judged, &shifted, &attributes).unwrap();
+    assert!(wrong.requested[0] < 0.3, "hair: {}", wrong.requested[0]);
+    // A model whose classes are not the judge's is refused.
+    let mut other = attributes.clone();
+    other[0].classes.swap(0, 1);
+    let e = score_requested(&judge, &judged, &asked[..n * 9], &other).unwrap_err();
+    assert!(e.to_string().contains("classes of `hair`"), "{e}");
+}
+
+#[test]
+fn eval_asks_an_attribute_model_for_the_held_out_attributes() {
+    let judge = shipped_judge();
+    let info = DatasetInfo {
+        name: "faces".into(),
+        class_names: vec![],
+        attributes: judge
+            .heads
+            .iter()
+            .map(|h| {
+                AttributeInfo::from_counts(&h.name, h.classes.clone(), &vec![1; h.classes.len()])
+            })
+            .collect(),
+        attribution: String::new(),
+    };
+    let arch = Architecture::Dcgan64 {
+        channels: 3,
+        latent: 16,
+        ngf: 4,
+        ndf: 4,
+        minibatch_stddev: false,
+        spectral_norm: false,
+        upsample: false,
+    };
+    let config = arch.config(info).unwrap();
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
+    let g = Generator::init(config.generator.clone(), &mut rng, &Device::Cpu).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("attr.safetensors");
+    save_generator(&model, &g, &config, "attr").unwrap();
+    let eval = |held_out: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_train"));
+        cmd.current_dir(root())
+            .args(["eval", "--data"])
+            .arg(fixture("train"))
+            .arg("--model")
+            .arg(&model)
+            .args(["-n", "32"]);
+        if held_out {
+            cmd.arg("--held-out").arg(fixture("held-out"));
+        }
+        cmd.output().unwrap()
+    };
+    let out = eval(true);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "how often the judge sees the requested class",
+        "| hair |",
+        "| glasses |",
+        "| mean |",
+    ] {
+        assert!(stdout.contains(want), "no {want:?} in\n{stdout}");
+    }
+    let out = eval(false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && out.status.code() != Some(101),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--held-out"), "{stderr}");
 }

@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use gan_contract::{Conditioning, OnnxGenerator};
+use gan_contract::{AttributeInfo, Conditioning, OnnxGenerator};
 use gan_models::{load_generator_weights, Generator, Weights};
 
 use crate::data::dataset::Dataset;
@@ -25,7 +25,12 @@ const CLASSES: usize = 10;
 
 /// A generator to score, as it ships.
 pub enum Source {
-    Candle { generator: Generator, ema: bool },
+    Candle {
+        generator: Generator,
+        ema: bool,
+        /// What an attribute-conditional generator's conditions are (else empty).
+        attributes: Vec<AttributeInfo>,
+    },
     Onnx(OnnxGenerator),
 }
 
@@ -45,6 +50,7 @@ impl Source {
         Ok(Source::Candle {
             generator: loaded.generator,
             ema: loaded.ema,
+            attributes: loaded.config.dataset.attributes,
         })
     }
 
@@ -91,14 +97,29 @@ impl Source {
         }
     }
 
+    /// The attributes an attribute-conditional model is asked for (else empty).
+    pub fn attributes(&self) -> Result<Vec<AttributeInfo>> {
+        Ok(match self {
+            Source::Candle { attributes, .. } => attributes.clone(),
+            Source::Onnx(g) => match g.signature.conditioning {
+                Conditioning::Attributes(_) => g.info()?.attributes,
+                _ => Vec::new(),
+            },
+        })
+    }
+
+    /// `labels`: one per image, or (attribute models) `images × attributes`.
     fn generate(&mut self, z: &[f32], labels: &[u32], device: &Device) -> Result<Vec<f32>> {
+        let columns = self.attributes()?.len();
         match self {
             Source::Candle { generator, .. } => {
-                let n = labels.len().max(z.len() / generator.config.latent_dim);
+                let n = z.len() / generator.config.latent_dim;
                 let zt = Tensor::from_slice(z, (n, generator.config.latent_dim), device)?;
-                let lt = (!labels.is_empty())
-                    .then(|| Tensor::from_slice(labels, n, device))
-                    .transpose()?;
+                let lt = match (labels.is_empty(), columns) {
+                    (true, _) => None,
+                    (false, 0) => Some(Tensor::from_slice(labels, n, device)?),
+                    (false, a) => Some(Tensor::from_slice(labels, (n, a), device)?),
+                };
                 let images = generator.forward_t(&zt, lt.as_ref(), false)?;
                 Ok(images.flatten_all()?.to_vec1::<f32>()?)
             }
@@ -118,26 +139,35 @@ pub fn sample(
     seed: u64,
     device: &Device,
 ) -> Result<(Vec<f32>, Vec<u32>)> {
-    let latent = source.latent_dim();
     let classes = source.num_classes() as u32;
     let labels: Vec<u32> = if classes > 0 {
         (0..n as u32).map(|i| i % classes).collect()
     } else {
         Vec::new()
     };
+    let images = sample_requested(source, n, &labels, seed, device)?;
+    Ok((images, labels))
+}
+
+/// `n` images from seeded latents asked for `requested`: empty (unconditional), a label per
+/// image, or `n × attributes` attribute classes.
+pub fn sample_requested(
+    source: &mut Source,
+    n: usize,
+    requested: &[u32],
+    seed: u64,
+    device: &Device,
+) -> Result<Vec<f32>> {
+    let latent = source.latent_dim();
+    let per = requested.len() / n.max(1);
     let mut rng = stream(seed, Purpose::Eval, 0);
     let mut out = Vec::new();
     for start in (0..n).step_by(CHUNK) {
         let m = CHUNK.min(n - start);
         let z = normal(&mut rng, m * latent);
-        let l = if labels.is_empty() {
-            &[][..]
-        } else {
-            &labels[start..start + m]
-        };
-        out.extend(source.generate(&z, l, device)?);
+        out.extend(source.generate(&z, &requested[start * per..(start + m) * per], device)?);
     }
-    Ok((out, labels))
+    Ok(out)
 }
 
 /// The real side of the comparison: the test set's feature Gaussian and the floor.

@@ -107,6 +107,11 @@ pub struct GenerateArgs {
     /// Class by name (e.g. "7").
     #[arg(long)]
     pub label_name: Option<String>,
+    /// An attribute of an attribute-conditional model, as name=class (repeatable, e.g.
+    /// `--attr hair=long03 --attr glasses=none`); the attributes not given are drawn per image
+    /// from their training frequencies. An unknown name or class is refused with the valid ones.
+    #[arg(long = "attr", value_name = "NAME=CLASS")]
+    pub attributes: Vec<String>,
     /// Latent seed (default: random).
     #[arg(long)]
     pub seed: Option<u64>,

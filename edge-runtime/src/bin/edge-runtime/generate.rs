@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use anyhow::{bail, Context};
+use gan_edge_runtime::ask::{self, Ask};
 use gan_edge_runtime::model::MAX_BATCH;
 use gan_edge_runtime::render;
 
@@ -14,6 +15,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         count,
         label,
         label_name,
+        attributes,
         seed,
         scale,
         out,
@@ -25,13 +27,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         bail!("--scale must be 1..=64");
     }
     let mut g = model.load()?;
-    let label = match (label, label_name) {
-        (Some(l), _) => Some(g.info.class_index(&l.to_string())?),
-        (None, Some(name)) => Some(g.info.class_index(&name)?),
-        (None, None) => None,
-    };
+    let label = label.map(|l| l.to_string()).or(label_name);
+    let pairs = ask::pairs(&attributes).map_err(anyhow::Error::msg)?;
+    let ask = Ask::parse(&g.info, label.as_deref(), pairs)?;
     let seed = seed.unwrap_or_else(rand::random);
-    let png = render::grid_png(&mut g, count, label, seed, scale)?;
+    let png = render::grid_png(&mut g, count, &ask, seed, scale)?;
     if out == "-" {
         std::io::stdout()
             .lock()

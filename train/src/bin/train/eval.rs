@@ -8,12 +8,15 @@ use anyhow::{bail, Context};
 use candle_core::Device;
 use gan_models::Weights;
 use gan_train::data::dataset::Dataset;
+use gan_train::data::labels::Attribute;
 use gan_train::data::{folder, mnist};
 use gan_train::evaluation::eval::{
-    image_table, sample, score_digits, score_images, FolderReference, Reference, Source,
+    image_table, sample, sample_requested, score_digits, score_images, FolderReference, Reference,
+    Source,
 };
 use gan_train::evaluation::judge::Judge;
 use gan_train::evaluation::parts::{parts_table, PartsReference};
+use gan_train::evaluation::requested::{requested_table, requests, score_requested};
 use gan_train::training::samples::write_image_grid;
 
 use crate::cli::{EvalArgs, DEFAULT_FACES_JUDGE, DEFAULT_JUDGE};
@@ -75,13 +78,50 @@ fn eval_folder(
     let judge = folder_judge(args, shape, device)?;
     let data = folder::load(&args.data, height, channels, "")?;
     let reference = FolderReference::new(&data, args.n, args.seed)?;
-    let (images, _) = sample(source, args.n, args.seed, device)?;
+    let attributes = source.attributes()?;
+    let held_out = match (&args.held_out, attributes.is_empty()) {
+        (Some(dir), true) => Some(folder::load(dir, height, channels, "")?),
+        (Some(dir), false) => {
+            // The model is asked for the held-out faces' attributes, read as the model's classes.
+            let known: Vec<Attribute> = attributes
+                .iter()
+                .map(|a| Attribute {
+                    name: a.name.clone(),
+                    classes: a.classes.clone(),
+                })
+                .collect();
+            let csv = dir.join("labels.csv");
+            let faces = folder::load_labelled(dir, &csv, Some(&known), height, channels, "")?;
+            let order: Vec<&str> = faces
+                .info
+                .attributes
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect();
+            if order != known.iter().map(|a| a.name.as_str()).collect::<Vec<_>>() {
+                bail!(
+                    "{}: columns {order:?} are not the model's attributes in its order",
+                    csv.display()
+                );
+            }
+            Some(faces)
+        }
+        (None, false) => bail!(
+            "an attribute-conditional model is asked for the attributes of held-out faces: \
+             pass --held-out DIR (with its labels.csv)"
+        ),
+        (None, true) => None,
+    };
+    let requested = match held_out.as_ref().and_then(|h| h.attributes()) {
+        Some(labels) if !attributes.is_empty() => requests(labels, args.n)?,
+        _ => Vec::new(),
+    };
+    let images = if requested.is_empty() {
+        sample(source, args.n, args.seed, device)?.0
+    } else {
+        sample_requested(source, args.n, &requested, args.seed, device)?
+    };
     write_eval_grid(args, &images, shape)?;
-    let held_out = args
-        .held_out
-        .as_deref()
-        .map(|dir| folder::load(dir, height, channels, ""))
-        .transpose()?;
     write_real_grid(args, held_out.as_ref().unwrap_or(&data), shape)?;
     match &judge {
         Some((path, judge)) => {
@@ -105,7 +145,20 @@ fn eval_folder(
                 "{}\n",
                 parts_table(judge, &score, &real.floor, real.held_out)
             );
+            if !requested.is_empty() {
+                let judged = judge.judge(&images, device)?;
+                let asked = score_requested(judge, &judged, &requested, &attributes)?;
+                println!(
+                    "asked for the attributes of the held-out faces in order ({} images): \
+                     how often the judge sees the requested class",
+                    args.n
+                );
+                println!("{}\n", requested_table(&asked));
+            }
         }
+        None if !requested.is_empty() => bail!(
+            "an attribute-conditional model is scored by a judge of its attributes: pass --judge"
+        ),
         None => println!(
             "no judge for {channels}×{height}×{width} images: pixel statistics only \
              (train one with `train classifier --data DIR --labels CSV --held-out DIR`)"
