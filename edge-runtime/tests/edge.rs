@@ -258,6 +258,11 @@ fn http_endpoint_answers_on_loopback() {
         "POST /next?label=5 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(status, 202);
+    let (status, body) = http(
+        port,
+        "POST /attributes?hair=long01 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
     // Still serving after the junk.
     assert_eq!(get("/image.png?seed=2").0, 200);
     // SIGTERM ends it cleanly.

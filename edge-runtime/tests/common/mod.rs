@@ -17,6 +17,11 @@ pub fn faces_model() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/pretrained/faces-dcgan64.onnx")
 }
 
+/// The shipped attribute-conditional 64×64 faces generator (nine attributes).
+pub fn faces_attr_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/pretrained/faces-attr-dcgan64.onnx")
+}
+
 pub fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
