@@ -2,11 +2,14 @@
 """Drives the kiosk's web page in a real headless Chromium through chromedriver (W3C WebDriver,
 Python's standard library only), at a phone's size.
 
-    kiosk-browser.py KIOSK_URL CHROMEDRIVER_URL [SCREENSHOT.png]
+    kiosk-browser.py KIOSK_URL CHROMEDRIVER_URL [SCREENSHOT.png] [--attributes]
 
 Checks: the page shows the kiosk's current frame; it fits the phone's width; clicking "7" makes
-the kiosk draw a new frame, which the page shows with a caption naming digit 7. Prints one line
-per check and "browser: N passed, N failed"; exits 1 if any failed.
+the kiosk draw a new frame, which the page shows with a caption naming digit 7. With
+--attributes (a kiosk running an attribute-conditional faces model): picking glasses
+"variant02" in its picker makes the kiosk draw a face with one attribute fixed, and picking
+"any" again un-fixes it. Prints one line per check and "browser: N passed, N failed"; exits 1 if
+any failed.
 """
 import base64
 import json
@@ -82,9 +85,54 @@ return [c.width, c.height, sum];
 """
 
 
+def click(d, xpath):
+    found = d.s("POST", "/element", {"using": "xpath", "value": xpath})
+    d.s("POST", f"/element/{next(iter(found.values()))}/click", {})
+
+
+def caption_with(d, predicate):
+    return wait("caption", lambda: (lambda c: c if predicate(c) else None)(
+        d.js("return document.getElementById('caption').textContent")))
+
+
+def served_caption(kiosk):
+    return json.loads(urllib.request.urlopen(kiosk + "/frame.json", timeout=10).read())["caption"]
+
+
+def check_class_button(d, kiosk, before, check):
+    shown0 = d.js("return shown")
+    click(d, "//button[normalize-space()='7']")
+    caption = caption_with(d, lambda c: "digit 7" in c)
+    check("after clicking 7 the caption names digit 7", caption is not None, f"{caption!r}")
+    check("the page moved to a new frame", d.js("return shown") > shown0)
+    after = wait("the new frame loaded", lambda: (lambda c: c if c and c != before else None)(d.js(CHECKSUM)))
+    check("the picture changed", after is not None, f"{before} -> {after}")
+    served = served_caption(kiosk)
+    check("the kiosk itself now shows digit 7", "digit 7" in served, served)
+
+
+def check_pickers(d, kiosk, before, check):
+    pickers = d.js("return [...document.querySelectorAll('select[data-attr]')].map(s => s.dataset.attr)")
+    check("the page has a picker per attribute", len(pickers) == 9 and "glasses" in pickers, f"{pickers}")
+    shown0 = d.js("return shown")
+    click(d, "//select[@data-attr='glasses']/option[normalize-space()='variant02']")
+    caption = caption_with(d, lambda c: "(1 fixed)" in c)
+    check("after picking glasses variant02 one attribute is fixed", caption is not None, f"{caption!r}")
+    check("the page moved to a new frame", d.js("return shown") > shown0)
+    after = wait("the new frame loaded", lambda: (lambda c: c if c and c != before else None)(d.js(CHECKSUM)))
+    check("the picture changed", after is not None, f"{before} -> {after}")
+    served = served_caption(kiosk)
+    check("the kiosk itself has it fixed", "(1 fixed)" in served, served)
+    click(d, "//select[@data-attr='glasses']/option[normalize-space()='any']")
+    caption = caption_with(d, lambda c: "fixed" not in c)
+    check("picking any again un-fixes it", caption is not None, f"{caption!r}")
+
+
 def main():
     kiosk, chromedriver = sys.argv[1].rstrip("/"), sys.argv[2]
-    screenshot = sys.argv[3] if len(sys.argv) > 3 else None
+    args = [a for a in sys.argv[3:] if a != "--attributes"]
+    attributes = "--attributes" in sys.argv[3:]
+    screenshot = args[0] if args else None
     results = []
 
     def check(name, ok, detail=""):
@@ -101,18 +149,10 @@ def main():
         check("its caption is the kiosk's", caption0 == served["caption"], f"{caption0!r}")
         width = d.js("return [document.documentElement.scrollWidth, window.innerWidth]")
         check("it fits a phone's width", width[0] <= width[1], f"content {width[0]} px, screen {width[1]} px")
-        shown0 = d.js("return shown")
-        button = d.s("POST", "/element", {"using": "xpath", "value": "//button[normalize-space()='7']"})
-        element = next(iter(button.values()))
-        d.s("POST", f"/element/{element}/click", {})
-        caption = wait("caption names 7", lambda: (lambda c: c if "digit 7" in c else None)(
-            d.js("return document.getElementById('caption').textContent")))
-        check("after clicking 7 the caption names digit 7", caption is not None, f"{caption!r}")
-        check("the page moved to a new frame", d.js("return shown") > shown0)
-        after = wait("the new frame loaded", lambda: (lambda c: c if c and c != before else None)(d.js(CHECKSUM)))
-        check("the picture changed", after is not None, f"{before} -> {after}")
-        served = json.loads(urllib.request.urlopen(kiosk + "/frame.json", timeout=10).read())
-        check("the kiosk itself now shows digit 7", "digit 7" in served["caption"], served["caption"])
+        if attributes:
+            check_pickers(d, kiosk, before, check)
+        else:
+            check_class_button(d, kiosk, before, check)
         if screenshot:
             png = base64.b64decode(d.s("GET", "/screenshot"))
             open(screenshot, "wb").write(png)
