@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
-use gan_contract::ModelInfo;
+use gan_contract::{AttributeRequest, ModelInfo};
 use gan_edge_runtime::http::parse_query;
 use gan_models::{Architecture, LoadedGenerator, ModelConfig, TensorFile, Weights};
 use gan_train::data::folder::decode_image;
@@ -89,7 +89,7 @@ fn model_config_inputs() {
 
 #[test]
 fn onnx_metadata_inputs() {
-    let mut accepted = 0;
+    let (mut accepted, mut rows) = (0, 0);
     for (_, data) in inputs("onnx_metadata") {
         let text = String::from_utf8_lossy(&data);
         let pairs: HashMap<&str, &str> = text
@@ -102,9 +102,18 @@ fn onnx_metadata_inputs() {
             for label in ["0", "7", "seven", ""] {
                 let _ = info.class_index(label);
             }
+            let pairs = [("hair", "long03"), ("glasses", "none")];
+            if let Ok(request) = AttributeRequest::parse(&info.attributes, pairs) {
+                for u in [0.0, 0.5, 0.999_999_999] {
+                    let row = request.row(&info.attributes, || u);
+                    assert_eq!(row.len(), info.attributes.len());
+                }
+                rows += 1;
+            }
         }
     }
     assert!(accepted > 0, "the shipped model's metadata seed is refused");
+    assert!(rows > 0, "no seed has attributes to ask for");
 }
 
 #[test]

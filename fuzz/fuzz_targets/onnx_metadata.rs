@@ -3,7 +3,7 @@
 #![no_main]
 use std::collections::HashMap;
 
-use gan_contract::ModelInfo;
+use gan_contract::{AttributeRequest, ModelInfo};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -17,6 +17,13 @@ fuzz_target!(|data: &[u8]| {
         let _ = info.image_len();
         for label in ["0", "7", "seven", ""] {
             let _ = info.class_index(label);
+        }
+        // And what it does with an attribute model's request.
+        let pairs = [("hair", "long03"), ("glasses", "none")];
+        if let Ok(request) = AttributeRequest::parse(&info.attributes, pairs) {
+            for u in [0.0, 0.5, 0.999_999_999] {
+                let _ = request.row(&info.attributes, || u);
+            }
         }
     }
 });
