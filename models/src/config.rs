@@ -1131,6 +1131,59 @@ mod tests {
     }
 
     #[test]
+    fn attribute_configs_check_their_attributes_and_old_configs_have_none() {
+        let attribute = |name: &str, counts: &[usize]| {
+            let classes = (0..counts.len()).map(|c| format!("{name}{c}")).collect();
+            AttributeInfo::from_counts(name, classes, counts)
+        };
+        let faces = DatasetInfo {
+            class_names: vec![],
+            attributes: vec![attribute("hair", &[2, 1, 1]), attribute("glasses", &[3, 1])],
+            ..digits()
+        };
+        let dcgan = Architecture::from_name("dcgan64", 3).unwrap();
+        let m = dcgan.config(faces.clone()).unwrap();
+        assert!(m.is_conditional());
+        assert_eq!(m.generator.condition_classes(), [3, 2]);
+        assert_eq!(m.generator.net.input, [105]);
+        assert!(matches!(
+            m.discriminator.net.layers.last(),
+            Some(Layer::Projection { classes: 5, inputs }) if *inputs == 512 * 16
+        ));
+        assert_eq!(ModelConfig::from_json(&m.to_json()).unwrap(), m);
+        // The dataset's attributes and the networks' class counts must agree.
+        let mut broken = m.clone();
+        broken.dataset.attributes[1].classes.push("extra".into());
+        broken.dataset.attributes[1].frequencies.push(0.0);
+        let e = ModelConfig::from_json(&broken.to_json()).unwrap_err();
+        assert!(e.to_string().contains("[3, 3] classes"), "{e}");
+        let mut both = m.clone();
+        both.generator.num_classes = 10;
+        assert!(ModelConfig::from_json(&both.to_json()).is_err());
+        let mut skewed = m.clone();
+        skewed.dataset.attributes[0].frequencies[0] = 0.9;
+        let e = ModelConfig::from_json(&skewed.to_json()).unwrap_err();
+        assert!(e.to_string().contains("summing to 1"), "{e}");
+        // Digits take one label, not attributes.
+        let e = Architecture::from_name("mnist-cdcgan", 1)
+            .unwrap()
+            .config(DatasetInfo {
+                class_names: (0..10).map(|d| d.to_string()).collect(),
+                ..faces
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("not attributes"), "{e}");
+        // A config written before attributes existed has none and writes none.
+        let plain = DatasetInfo {
+            class_names: vec![],
+            attributes: vec![],
+            ..digits()
+        };
+        let json = dcgan.config(plain).unwrap().to_json();
+        assert!(!json.contains("attribute"), "{json}");
+    }
+
+    #[test]
     fn upsampling_dcgan64_fits_the_pi_budget_and_keeps_old_configs() {
         let arch = |upsample| Architecture::Dcgan64 {
             channels: 3,
