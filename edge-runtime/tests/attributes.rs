@@ -5,26 +5,10 @@ mod common;
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{eventually, faces_attr_model, free_port, http, model};
-
-fn edge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edge-runtime"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn fails_with(o: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "expected failure: {stderr}");
-    assert_ne!(o.status.code(), Some(101), "panicked: {stderr}");
-    for n in needles {
-        assert!(stderr.contains(n), "stderr lacks `{n}`: {stderr}");
-    }
-}
+use common::{edge, eventually, faces_attr_model, fails_with, free_port, http, model};
 
 #[test]
 fn generate_draws_the_asked_attributes_and_refuses_unknown_ones() {

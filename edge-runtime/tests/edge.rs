@@ -3,7 +3,7 @@
 //! loopback, and bad input.
 
 use std::net::TcpStream;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use embedded_graphics::pixelcolor::{Rgb888, RgbColor};
@@ -12,15 +12,9 @@ use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
 use gan_edge_runtime::framebuffer::{Framebuffer, Geometry, PixelFormat};
 
 mod common;
-use common::{eventually, faces_model, fixture, free_port, http, kiosk, model, stop};
-
-fn edge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edge-runtime"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
+use common::{
+    edge, eventually, faces_model, fails_with, fixture, free_port, http, kiosk, model, stop,
+};
 
 fn generate_png(seed: &str, extra: &[&str]) -> image::RgbImage {
     let m = model();
@@ -270,15 +264,6 @@ fn http_endpoint_answers_on_loopback() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
     assert!(status.success(), "exit after SIGTERM: {status:?}");
-}
-
-fn fails_with(o: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "expected failure: {stderr}");
-    assert_ne!(o.status.code(), Some(101), "panicked: {stderr}");
-    for n in needles {
-        assert!(stderr.contains(n), "stderr lacks `{n}`: {stderr}");
-    }
 }
 
 #[test]

@@ -6,6 +6,7 @@
 use gan_contract::{INPUT_ATTRIBUTES, INPUT_LABEL, INPUT_Z, IR_VERSION, OPSET, OUTPUT_IMAGE};
 use gan_models::checkpoint::contract_metadata;
 use gan_models::gan::G_PREFIX;
+use gan_models::labels::code_offsets;
 use gan_models::{Layer, LoadedGenerator};
 use prost::Message;
 
@@ -168,14 +169,9 @@ pub fn build_model(loaded: &LoadedGenerator, model_name: &str) -> Result<ModelPr
             data_type::INT64,
             &[None, Some(a)],
         ));
-        let offsets: Vec<i64> = g
-            .attribute_classes
-            .iter()
-            .scan(0i64, |start, &c| {
-                let offset = *start;
-                *start += c as i64;
-                Some(offset)
-            })
+        let offsets: Vec<i64> = code_offsets(&g.attribute_classes)
+            .into_iter()
+            .map(|o| o as i64)
             .collect();
         let total: usize = g.attribute_classes.iter().sum();
         let offsets = b.int64s("attributes.offsets".into(), &[a], &offsets);

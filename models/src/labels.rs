@@ -42,20 +42,26 @@ pub(crate) fn label_values(labels: &Tensor, classes: &[usize]) -> Result<Vec<u32
     Ok(values)
 }
 
+/// Where each column's classes start when all columns' classes are laid end to end: the
+/// classes of the columns before it (the exporter's graph adds the same offsets).
+pub fn code_offsets(classes: &[usize]) -> Vec<usize> {
+    classes
+        .iter()
+        .scan(0, |start, &c| {
+            let offset = *start;
+            *start += c;
+            Some(offset)
+        })
+        .collect()
+}
+
 /// The checked values shifted by their column's offset: indices into all columns' classes laid
 /// end to end (the rows of a projection's embedding, the positions of [`one_hot`]'s ones).
 pub(crate) fn code_indices(labels: &Tensor, classes: &[usize]) -> Result<Vec<u32>> {
-    let offsets: Vec<u32> = classes
-        .iter()
-        .scan(0u32, |start, &c| {
-            let offset = *start;
-            *start += c as u32;
-            Some(offset)
-        })
-        .collect();
+    let offsets = code_offsets(classes);
     let mut values = label_values(labels, classes)?;
     for (i, v) in values.iter_mut().enumerate() {
-        *v += offsets[i % classes.len()];
+        *v += offsets[i % classes.len()] as u32;
     }
     Ok(values)
 }

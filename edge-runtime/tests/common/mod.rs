@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The shipped MNIST generator.
@@ -29,6 +29,25 @@ pub fn fixture(name: &str) -> String {
         .to_str()
         .unwrap()
         .to_string()
+}
+
+/// Runs `edge-runtime` with `args` to completion.
+pub fn edge(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edge-runtime"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// Asserts a clean failure (no panic) whose stderr contains every one of `needles`.
+pub fn fails_with(o: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "expected failure: {stderr}");
+    assert_ne!(o.status.code(), Some(101), "panicked: {stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "stderr lacks `{n}`: {stderr}");
+    }
 }
 
 pub fn free_port() -> u16 {

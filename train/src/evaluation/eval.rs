@@ -108,9 +108,14 @@ impl Source {
         })
     }
 
-    /// `labels`: one per image, or (attribute models) `images × attributes`.
-    fn generate(&mut self, z: &[f32], labels: &[u32], device: &Device) -> Result<Vec<f32>> {
-        let columns = self.attributes()?.len();
+    /// `labels`: one per image, or (attribute models, `columns` of them) `images × columns`.
+    fn generate(
+        &mut self,
+        z: &[f32],
+        labels: &[u32],
+        columns: usize,
+        device: &Device,
+    ) -> Result<Vec<f32>> {
         match self {
             Source::Candle { generator, .. } => {
                 let n = z.len() / generator.config.latent_dim;
@@ -159,13 +164,15 @@ pub fn sample_requested(
     device: &Device,
 ) -> Result<Vec<f32>> {
     let latent = source.latent_dim();
+    let columns = source.attributes()?.len();
     let per = requested.len() / n.max(1);
     let mut rng = stream(seed, Purpose::Eval, 0);
     let mut out = Vec::new();
     for start in (0..n).step_by(CHUNK) {
         let m = CHUNK.min(n - start);
         let z = normal(&mut rng, m * latent);
-        out.extend(source.generate(&z, &requested[start * per..(start + m) * per], device)?);
+        let asked = &requested[start * per..(start + m) * per];
+        out.extend(source.generate(&z, asked, columns, device)?);
     }
     Ok(out)
 }
