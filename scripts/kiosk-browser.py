@@ -7,8 +7,8 @@ Python's standard library only), at a phone's size.
 Checks: the page shows the kiosk's current frame; it fits the phone's width; clicking "7" makes
 the kiosk draw a new frame, which the page shows with a caption naming digit 7. With
 --attributes (a kiosk running an attribute-conditional faces model): picking glasses
-"variant02" in its picker makes the kiosk draw a face with one attribute fixed, and picking
-"any" again un-fixes it. Prints one line per check and "browser: N passed, N failed"; exits 1 if
+"variant02" in its picker makes the kiosk draw a face with one attribute fixed, picking
+"any" again un-fixes it, and a class fixed by another client shows in the page's picker. Prints one line per check and "browser: N passed, N failed"; exits 1 if
 any failed.
 """
 import base64
@@ -126,6 +126,14 @@ def check_pickers(d, kiosk, before, check):
     click(d, "//select[@data-attr='glasses']/option[normalize-space()='any']")
     caption = caption_with(d, lambda c: "fixed" not in c)
     check("picking any again un-fixes it", caption is not None, f"{caption!r}")
+    # Fixed elsewhere (another phone, keys): the open page's pickers follow the kiosk.
+    post = urllib.request.Request(kiosk + "/attributes?hair=long03", method="POST")
+    urllib.request.urlopen(post, timeout=10).read()
+    hair = wait("the hair picker", lambda: (lambda v: v if v == "long03" else None)(
+        d.js("return document.querySelector('select[data-attr=hair]').value")))
+    check("a class fixed by another client shows in the picker", hair == "long03", f"{hair!r}")
+    glasses = d.js("return document.querySelector('select[data-attr=glasses]').value")
+    check("the other pickers stay on any", glasses == "", f"{glasses!r}")
 
 
 def main():

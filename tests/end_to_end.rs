@@ -45,6 +45,7 @@ fn train_steps(data: &Dataset, digits: bool, run: &Path, steps: u64) {
         progress: false,
         max_steps: Some(steps),
         kernels: Kernels::Fast,
+        init_from: None,
     };
     let summary = train(
         data,

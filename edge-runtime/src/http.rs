@@ -161,6 +161,9 @@ async function poll() {
         shown = f.number;
         document.getElementById('frame').src = '/frame.png?n=' + f.number;
         document.getElementById('caption').textContent = f.caption;
+        for (const s of document.querySelectorAll('select[data-attr]')) {
+          s.value = (f.fixed || {})[s.dataset.attr] || '';
+        }
       }
     }
   } catch (e) {}
@@ -200,8 +203,11 @@ fn handle(
             }
         }
         (Method::Get, "/frame.json") => {
-            let (number, caption) = latest.summary().unwrap_or_default();
-            let json = serde_json::json!({ "number": number, "caption": caption });
+            let f = latest.summary().unwrap_or_default();
+            let fixed: serde_json::Map<String, serde_json::Value> =
+                f.fixed.into_iter().map(|(k, v)| (k, v.into())).collect();
+            let json =
+                serde_json::json!({ "number": f.number, "caption": f.caption, "fixed": fixed });
             return Response::new(200, "application/json", json.to_string())
                 .with_header("Cache-Control", "no-store");
         }
@@ -233,16 +239,26 @@ fn handle(
                     )
                 })
                 .collect();
-            // An attribute model: one picker per attribute, "any" leaving it to chance.
+            let frame = latest.summary().unwrap_or_default();
+            // An attribute model: one picker per attribute, "any" leaving it to chance; the
+            // classes the kiosk holds fixed (by keys, pickers or POST) are the selected ones.
             let pickers: String = g
                 .info
                 .attributes
                 .iter()
                 .map(|a| {
+                    let fixed = frame.fixed.iter().find(|(n, _)| *n == a.name);
                     let options: String = a
                         .classes
                         .iter()
-                        .map(|c| format!("<option>{}</option>", escape(c)))
+                        .map(|c| {
+                            let selected = if fixed.is_some_and(|(_, f)| f == c) {
+                                " selected"
+                            } else {
+                                ""
+                            };
+                            format!("<option{selected}>{}</option>", escape(c))
+                        })
                         .collect();
                     format!(
                         "<label>{name} <select data-attr=\"{name}\" onchange=\"pick()\">\
@@ -251,11 +267,10 @@ fn handle(
                     )
                 })
                 .collect();
-            let (number, caption) = latest.summary().unwrap_or_default();
             let page = PAGE
                 .replace("{name}", &escape(&g.info.name))
-                .replace("{caption}", &escape(&caption))
-                .replace("{number}", &number.to_string())
+                .replace("{caption}", &escape(&frame.caption))
+                .replace("{number}", &frame.number.to_string())
                 .replace("{buttons}", &(buttons + &pickers))
                 .replace("{attribution}", &escape(&g.info.attribution));
             Response::new(200, "text/html; charset=utf-8", page)

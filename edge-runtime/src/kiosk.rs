@@ -294,10 +294,18 @@ impl Kiosk {
         if let Some(latest) = &self.latest {
             let mut screen = Canvas::new(self.display.size());
             let _ = screen::draw(&mut screen, &picture, &caption, &status);
+            let fixed = ask
+                .attributes
+                .fixed
+                .iter()
+                .zip(&info.attributes)
+                .filter_map(|(class, a)| Some((a.name.clone(), a.classes[(*class)?].clone())))
+                .collect();
             latest.set(Frame {
                 // Every drawn frame ends shown or as a display error.
                 number: self.frames_shown + self.display_errors + 1,
                 caption,
+                fixed,
                 screen,
             });
         }

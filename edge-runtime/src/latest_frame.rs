@@ -12,7 +12,17 @@ pub struct Frame {
     /// Counts every frame drawn, from 1: the page reloads the picture when it changes.
     pub number: u64,
     pub caption: String,
+    /// The attributes the kiosk holds fixed, as (name, class): the page's pickers show them.
+    pub fixed: Vec<(String, String)>,
     pub screen: Canvas,
+}
+
+/// What the page needs of a frame besides its pixels.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    pub number: u64,
+    pub caption: String,
+    pub fixed: Vec<(String, String)>,
 }
 
 /// The latest frame, shared between the kiosk loop (writer) and the HTTP worker (reader).
@@ -24,9 +34,13 @@ impl LatestFrame {
         *self.lock() = Some(frame);
     }
 
-    /// The frame's number and caption, if one was drawn.
-    pub fn summary(&self) -> Option<(u64, String)> {
-        self.lock().as_ref().map(|f| (f.number, f.caption.clone()))
+    /// The frame's number, caption and fixed attributes, if one was drawn.
+    pub fn summary(&self) -> Option<Summary> {
+        self.lock().as_ref().map(|f| Summary {
+            number: f.number,
+            caption: f.caption.clone(),
+            fixed: f.fixed.clone(),
+        })
     }
 
     /// The frame as PNG bytes, if one was drawn.

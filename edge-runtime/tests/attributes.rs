@@ -138,11 +138,30 @@ fn the_kiosk_takes_attributes_by_http_page_and_keys() {
         "{first}"
     );
 
+    let fixed_set = || -> serde_json::Value {
+        let (_, json) = request("GET", "/frame.json");
+        serde_json::from_slice::<serde_json::Value>(&json).unwrap()["fixed"].clone()
+    };
+    assert_eq!(fixed_set(), serde_json::json!({}));
+
     let mut stdin = child.stdin.take().unwrap();
     let mut key = |line: &str| writeln!(stdin, "{line}").unwrap();
     key("glasses=variant02");
     let fixed = after(2);
     assert!(fixed.contains("(1 fixed)"), "{fixed}");
+    // What keys fixed, the page shows: in /frame.json and as the pickers' selection.
+    assert_eq!(fixed_set(), serde_json::json!({"glasses": "variant02"}));
+    let (_, page) = request("GET", "/");
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains("<option selected>variant02</option>"),
+        "the glasses picker shows variant02"
+    );
+    assert_eq!(
+        page.matches(" selected>").count(),
+        1,
+        "only glasses is fixed"
+    );
     // `+` steps the hair on the same face (same seed) from the class shown to the next one.
     key("+");
     let stepped = after(3);

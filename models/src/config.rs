@@ -594,6 +594,12 @@ impl DiscriminatorConfig {
     pub fn condition_classes(&self) -> Vec<usize> {
         condition_classes(self.num_classes, &self.attribute_classes)
     }
+
+    /// A conditional D that takes its conditions in a final [`Layer::Projection`].
+    pub fn is_projection(&self) -> bool {
+        !self.condition_classes().is_empty()
+            && matches!(self.net.layers.last(), Some(Layer::Projection { .. }))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

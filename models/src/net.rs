@@ -23,6 +23,8 @@ pub(crate) struct Pass {
     /// needs D's gradient with respect to the image only, and D's weight gradients would be
     /// thrown away (PyTorch computes them anyway: ~9 % of an MNIST step's multiply-adds).
     pub frozen: bool,
+    /// A projection layer also returns its features' class logits (see [`Layer::Projection`]).
+    pub classify: bool,
 }
 
 /// A conditional D's conditions (u32 `[N]` or `[N, A]`, column k in `0..classes[k]`): appended
@@ -75,6 +77,7 @@ impl Net {
         let pass = Pass {
             train,
             frozen: false,
+            classify: false,
         };
         self.run(x, None, pass)
     }
@@ -317,7 +320,14 @@ impl Net {
                 };
                 let y =
                     (x.matmul(&self.weight(i, pass)?.t()?)? + (x * embedded)?.sum_keepdim(1)?)?;
-                self.bias_act(i, true, y, pass, act)?
+                let y = self.bias_act(i, true, y, pass, act)?;
+                if pass.classify {
+                    // Every class's score ⟨embed_c, x⟩: the embedding read as a classifier.
+                    let scores = x.matmul(&self.get(i, "embed", pass)?.t()?)?;
+                    Tensor::cat(&[&y, &scores], 1)?
+                } else {
+                    y
+                }
             }
         };
         // Layers that cannot fuse the activation run it on their own.
@@ -500,6 +510,7 @@ mod tests {
             let pass = Pass {
                 train: false,
                 frozen: false,
+                classify: false,
             };
             let w = net.weight(0, pass).unwrap();
             w.flatten_all().unwrap().to_vec1().unwrap()

@@ -26,6 +26,7 @@ impl Preset {
                     label_smoothing: 0.0,
                     ema_decay: SHIPPED_EMA_DECAY,
                     diff_augment: false,
+                    ..*recipe
                 };
                 if arch.resolved_name(labelled_digits) == "mnist-cdcgan" {
                     arch.projection = true;

@@ -508,3 +508,113 @@ fn a_labelled_folder_trains_an_attribute_conditional_model_and_resumes() {
     // The sample grid was drawn with rows of fixed attributes.
     assert!(out.path().join("samples").is_dir());
 }
+
+#[test]
+fn a_second_stage_starts_from_another_run_with_its_own_recipe() {
+    let faces = labelled_folder("file,hair\na.png,long\nb.png,short\n");
+    let data = faces.path().to_str().unwrap();
+    let labels = faces.path().join("labels.csv");
+    let out = tempfile::tempdir().unwrap();
+    let (first, second) = (out.path().join("first"), out.path().join("second"));
+    let (first_s, second_s) = (first.to_str().unwrap(), second.to_str().unwrap());
+    let small = [
+        "--labels",
+        labels.to_str().unwrap(),
+        "--ngf",
+        "8",
+        "--ndf",
+        "8",
+    ];
+    let stage = |run: &str, extra: &[&str]| -> Output {
+        train(
+            &[
+                &folder_args(data, run)[..],
+                &small,
+                &["--max-steps", "1"],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    let o = stage(first_s, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let parent = fs::read(first.join("checkpoint.safetensors")).unwrap();
+    let term = [
+        "--init-from",
+        first_s,
+        "--classifier-weight",
+        "1",
+        "--diff-augment",
+        "--augment-keeps-colour",
+    ];
+    let o = stage(second_s, &term);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(second.join("checkpoint.json")).unwrap()).unwrap();
+    let state = &json["state"];
+    assert_eq!(state["step"], 2, "{state}");
+    assert_eq!(state["started_from"]["run"], first_s);
+    assert_eq!(state["started_from"]["step"], 1);
+    assert_eq!(state["started_from"]["recipe"]["diff_augment"], false);
+    assert_eq!(state["recipe"]["classifier_weight"], 1.0);
+    assert_eq!(state["recipe"]["augment_keeps_colour"], true);
+    assert_eq!(
+        fs::read(first.join("checkpoint.safetensors")).unwrap(),
+        parent,
+        "the first stage's checkpoint is only read"
+    );
+    // The second stage resumes like any run, keeping its recipe and origin.
+    let o = train(
+        &[
+            &folder_args(data, second_s)[..],
+            &small,
+            &["--max-steps", "1", "--resume"],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(second.join("checkpoint.json")).unwrap()).unwrap();
+    assert_eq!(json["state"]["step"], 3);
+    assert_eq!(json["state"]["started_from"]["step"], 1);
+    // Not over an existing run, not from another architecture, not with --resume.
+    fails_with(&stage(second_s, &term), &["already exists"]);
+    let third = out.path().join("third");
+    let o = train(
+        &[
+            &folder_args(data, third.to_str().unwrap())[..],
+            &[
+                "--labels",
+                labels.to_str().unwrap(),
+                "--ngf",
+                "16",
+                "--ndf",
+                "8",
+            ],
+            &term,
+        ]
+        .concat(),
+    );
+    fails_with(&o, &["first", "checkpoint.safetensors"]);
+    assert!(!third.join("checkpoint.safetensors").exists());
+    fails_with(
+        &stage(second_s, &["--init-from", first_s, "--resume"]),
+        &["--resume"],
+    );
+}
+
+#[test]
+fn recipe_options_that_cannot_apply_are_refused() {
+    let faces = one_image_folder();
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    let args = folder_args(faces.path().to_str().unwrap(), run.to_str().unwrap());
+    for (extra, wanted) in [
+        (&["--classifier-weight", "1"][..], "projection"),
+        (&["--classifier-weight=-1"], "classifier weight"),
+        (&["--augment-keeps-colour"], "--diff-augment"),
+    ] {
+        fails_with(&train(&[&args[..], extra].concat()), &[wanted]);
+        assert!(!run.exists(), "{extra:?}: nothing may be written");
+    }
+}

@@ -32,6 +32,7 @@ fn options(epochs: u64, resume: bool, max_steps: Option<u64>) -> TrainOptions {
             label_smoothing: 0.1,
             ema_decay: 0.9,
             diff_augment: true,
+            ..Recipe::default()
         },
         seed: 3,
         resume,
@@ -39,6 +40,7 @@ fn options(epochs: u64, resume: bool, max_steps: Option<u64>) -> TrainOptions {
         progress: false,
         max_steps,
         kernels: Kernels::Fast,
+        init_from: None,
     }
 }
 

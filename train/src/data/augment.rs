@@ -11,11 +11,11 @@ const TRANSLATION: f64 = 0.125;
 /// Side of the cut-out square, as a fraction of the image side (the paper's 1/2).
 const CUTOUT: f64 = 0.5;
 
-/// The paper's "color,translation,cutout" policy on an `[N, C, H, W]` batch in [-1, 1], with
-/// fresh random parameters for every sample.
-pub fn diff_augment(x: &Tensor, rng: &mut impl Rng) -> Result<Tensor> {
+/// The paper's "color,translation,cutout" policy (without `colour`: "translation,cutout") on an
+/// `[N, C, H, W]` batch in [-1, 1], with fresh random parameters for every sample.
+pub fn diff_augment(x: &Tensor, colour: bool, rng: &mut impl Rng) -> Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
-    let x = color(x, rng)?;
+    let x = if colour { color(x, rng)? } else { x.clone() };
     let shifts = (0..n)
         .map(|_| (shift(h, rng), shift(w, rng)))
         .collect::<Vec<_>>();
@@ -127,7 +127,7 @@ mod tests {
         let one = Tensor::from_vec(data, (1, 3, 16, 16), &device).unwrap();
         let batch = Var::from_tensor(&Tensor::cat(&[&one, &one, &one, &one], 0).unwrap()).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let y = diff_augment(batch.as_tensor(), &mut rng).unwrap();
+        let y = diff_augment(batch.as_tensor(), true, &mut rng).unwrap();
         assert_eq!(y.dims(), [4, 3, 16, 16]);
         let rows: Vec<Vec<f32>> = (0..4)
             .map(|i| y.get(i).unwrap().flatten_all().unwrap().to_vec1().unwrap())
@@ -153,7 +153,7 @@ mod tests {
     fn same_stream_same_augmentation() {
         let x = Tensor::ones((2, 3, 8, 8), DType::F32, &Device::Cpu).unwrap();
         let run = || {
-            diff_augment(&x, &mut ChaCha8Rng::seed_from_u64(11))
+            diff_augment(&x, true, &mut ChaCha8Rng::seed_from_u64(11))
                 .unwrap()
                 .flatten_all()
                 .unwrap()
@@ -161,5 +161,35 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(run(), run());
+    }
+
+    #[test]
+    fn keeping_colour_moves_and_cuts_pixels_without_changing_them() {
+        // Distinct values, so every output pixel is either one of the input's or a cut zero.
+        let data: Vec<f32> = (0..2 * 3 * 16 * 16)
+            .map(|i| 0.5 + i as f32 * 1e-4)
+            .collect();
+        let x = Tensor::from_vec(data.clone(), (2, 3, 16, 16), &Device::Cpu).unwrap();
+        let run = |colour| -> Vec<f32> {
+            diff_augment(&x, colour, &mut ChaCha8Rng::seed_from_u64(5))
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
+        let inputs: std::collections::HashSet<u32> = data.iter().map(|v| v.to_bits()).collect();
+        let kept = run(false);
+        assert!(kept
+            .iter()
+            .all(|v| *v == 0.0 || inputs.contains(&v.to_bits())));
+        assert!(kept.iter().filter(|&&v| v != 0.0).count() > kept.len() / 4);
+        // With colour jitter most values are new ones.
+        let jittered = run(true);
+        let unchanged = jittered
+            .iter()
+            .filter(|v| inputs.contains(&v.to_bits()))
+            .count();
+        assert!(unchanged < jittered.len() / 10, "{unchanged}");
     }
 }

@@ -40,6 +40,17 @@ pub struct TrainState {
     /// Checkpoints written before the recipe was stored used the classic one.
     #[serde(default)]
     pub recipe: Recipe,
+    /// The run this one continued with another recipe (`train --init-from`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_from: Option<StartedFrom>,
+}
+
+/// Where a second-stage run started: the first stage's run directory, step and recipe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartedFrom {
+    pub run: String,
+    pub step: u64,
+    pub recipe: Recipe,
 }
 
 /// Everything training mutates.
@@ -94,6 +105,26 @@ impl Models {
         let mut models = Self::fresh(config, Recipe::default(), adam, adam, init, device)?;
         models.set_kernels(kernels);
         Ok(models)
+    }
+
+    /// Continues these models under another recipe and Adam settings (the moments are kept):
+    /// an EMA is started from G when the new recipe keeps one and there was none, dropped when
+    /// it keeps none.
+    pub fn restart(
+        &mut self,
+        recipe: Recipe,
+        adam_g: AdamConfig,
+        adam_d: AdamConfig,
+    ) -> Result<()> {
+        self.g_ema = match (recipe.ema_decay > 0.0, self.g_ema.take()) {
+            (true, Some(ema)) => Some(ema),
+            (true, None) => Some(ema::start(&self.g)?),
+            (false, _) => None,
+        };
+        self.recipe = recipe;
+        self.opt_g.config = adam_g;
+        self.opt_d.config = adam_d;
+        Ok(())
     }
 
     /// Picks the CPU kernels for the networks (and their Adam updates).

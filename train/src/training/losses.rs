@@ -34,6 +34,28 @@ pub fn bce_with_logits(logits: &Tensor, target: f64) -> Result<Tensor> {
         .mean_all()
 }
 
+/// The class term: the mean over condition columns of the cross-entropy between each column's
+/// scores (`scores` `[N, Σ classes]`, the columns' classes laid end to end) and the classes in
+/// `labels` (u32 `[N]` for one column, `[N, A]` for `classes.len()`).
+pub fn class_loss(scores: &Tensor, labels: &Tensor, classes: &[usize]) -> Result<Tensor> {
+    let offsets = gan_models::labels::code_offsets(classes);
+    let mut total: Option<Tensor> = None;
+    for (k, (&offset, &count)) in offsets.iter().zip(classes).enumerate() {
+        let column = if labels.rank() == 1 {
+            labels.clone()
+        } else {
+            labels.narrow(1, k, 1)?.flatten_all()?
+        };
+        let ce = candle_nn::loss::cross_entropy(&scores.narrow(1, offset, count)?, &column)?;
+        total = Some(match total {
+            Some(t) => (t + ce)?,
+            None => ce,
+        });
+    }
+    let total = total.ok_or_else(|| candle_core::Error::Msg("no condition columns".into()))?;
+    total / classes.len() as f64
+}
+
 /// Mean of sigmoid(logits): the "D(x)" and "D(G(z))" columns of the metrics.
 pub fn mean_probability(logits: &Tensor) -> Result<f32> {
     candle_nn::ops::sigmoid(logits)?
@@ -80,6 +102,39 @@ mod tests {
         assert!((d.to_scalar::<f32>().unwrap() - 1.5).abs() < 1e-6);
         let g = generator_loss(&hinge, &fake).unwrap();
         assert!((g.to_scalar::<f32>().unwrap() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn class_loss_is_the_mean_of_each_columns_cross_entropy() {
+        // Two columns of 2 and 3 classes; two samples.
+        let scores = Tensor::new(
+            &[[1f32, -1.0, 0.5, 0.0, 2.0], [0.0, 3.0, -2.0, 1.0, 0.0]],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let labels = Tensor::new(&[[0u32, 2], [1, 0]], &Device::Cpu).unwrap();
+        let got = class_loss(&scores, &labels, &[2, 3])
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let nll = |row: &[f32], want: usize| -> f32 {
+            let log_sum = row.iter().map(|v| v.exp()).sum::<f32>().ln();
+            log_sum - row[want]
+        };
+        let first = (nll(&[1.0, -1.0], 0) + nll(&[0.0, 3.0], 1)) / 2.0;
+        let second = (nll(&[0.5, 0.0, 2.0], 2) + nll(&[-2.0, 1.0, 0.0], 0)) / 2.0;
+        let want = (first + second) / 2.0;
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+        // One column: labels [N].
+        let one = class_loss(
+            &scores.narrow(1, 0, 2).unwrap(),
+            &Tensor::new(&[0u32, 1], &Device::Cpu).unwrap(),
+            &[2],
+        )
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+        assert!((one - first).abs() < 1e-5, "{one} vs {first}");
     }
 
     #[test]

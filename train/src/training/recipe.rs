@@ -25,6 +25,23 @@ pub struct Recipe {
     /// DiffAugment (colour, translation, cutout) on everything D sees.
     #[serde(default)]
     pub diff_augment: bool,
+    /// DiffAugment leaves colours alone (translation and cutout only): colour jitter on
+    /// everything D sees hides exactly the colour attributes a conditional model is asked for.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub augment_keeps_colour: bool,
+    /// Weight of the class term (P2GAN's data-and-label matching): D's projection embedding,
+    /// read as a classifier of its features, is trained to name the real images' conditions,
+    /// and G to make its images read as the conditions it was asked for. 0: projection only.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub classifier_weight: f64,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(w: &f64) -> bool {
+    *w == 0.0
 }
 
 impl Default for Recipe {
@@ -35,6 +52,8 @@ impl Default for Recipe {
             label_smoothing: 0.0,
             ema_decay: 0.0,
             diff_augment: false,
+            augment_keeps_colour: false,
+            classifier_weight: 0.0,
         }
     }
 }
@@ -57,6 +76,17 @@ impl Recipe {
                 "the EMA decay must be in [0, 1), not {}",
                 self.ema_decay
             )));
+        }
+        if !(self.classifier_weight >= 0.0 && self.classifier_weight.is_finite()) {
+            return Err(TrainError::Setting(format!(
+                "the classifier weight must be a finite number ≥ 0, not {}",
+                self.classifier_weight
+            )));
+        }
+        if self.augment_keeps_colour && !self.diff_augment {
+            return Err(TrainError::Setting(
+                "keeping colours is a DiffAugment policy: it needs --diff-augment".into(),
+            ));
         }
         Ok(())
     }

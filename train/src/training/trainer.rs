@@ -16,7 +16,7 @@ use crate::data::dataset::Dataset;
 use crate::error::{Result, TrainError};
 use crate::training::checkpoint::{self, Models, TrainState};
 use crate::training::ema;
-use crate::training::losses::{discriminator_loss, generator_loss, mean_probability};
+use crate::training::losses::{class_loss, discriminator_loss, generator_loss, mean_probability};
 use crate::training::metrics::{Interval, Metrics};
 use crate::training::optim::AdamConfig;
 use crate::training::recipe::Recipe;
@@ -38,6 +38,9 @@ pub struct TrainOptions {
     /// Stop (with a checkpoint) after this many steps in this invocation; for tests and benches.
     pub max_steps: Option<u64>,
     pub kernels: Kernels,
+    /// Start from this run directory's checkpoint (weights, EMA, Adam moments, position) with
+    /// this run's recipe and Adam settings, into a new run directory: a second stage of training.
+    pub init_from: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,27 +80,47 @@ pub fn train_step(
     let fake_labels = LabelPrior::of(&models.config).draw(batch, &mut rng, device)?;
     let fake = models.g.forward_t(&z, fake_labels.as_ref(), true)?;
     let mut aug_rng = stream(seed, Purpose::Augment, step);
+    let recipe = models.recipe;
     let mut seen = |x: &Tensor| -> candle_core::Result<Tensor> {
-        if models.recipe.diff_augment {
-            diff_augment(x, &mut aug_rng)
+        if recipe.diff_augment {
+            diff_augment(x, !recipe.augment_keeps_colour, &mut aug_rng)
         } else {
             Ok(x.clone())
         }
     };
+    let weight = recipe.classifier_weight;
+    let classes = models.config.discriminator.condition_classes();
+    // D's logits, and the weighted class term when the recipe has one.
+    let judge = |d: &gan_models::Discriminator,
+                 images: &Tensor,
+                 labels: Option<&Tensor>,
+                 frozen: bool|
+     -> Result<(Tensor, Option<Tensor>)> {
+        Ok(match labels {
+            Some(labels) if weight > 0.0 => {
+                let (logits, scores) = d.forward_classified(images, labels, frozen)?;
+                let term = (class_loss(&scores, labels, &classes)? * weight)?;
+                (logits, Some(term))
+            }
+            _ if frozen => (d.forward_frozen(images, labels)?, None),
+            _ => (d.forward_t(images, labels, true)?, None),
+        })
+    };
+    let plus = |loss: Tensor, term: Option<Tensor>| -> candle_core::Result<Tensor> {
+        term.map_or(Ok(loss.clone()), |t| loss + t)
+    };
 
-    // D: real → 1, detached fake → 0.
-    let d_real = models.d.forward_t(&seen(real)?, labels, true)?;
+    // D: real → 1 (and, with the class term, named as its conditions), detached fake → 0.
+    let (d_real, real_term) = judge(&models.d, &seen(real)?, labels, false)?;
     let d_fake = models
         .d
         .forward_t(&seen(&fake.detach())?, fake_labels.as_ref(), true)?;
-    let loss_d = discriminator_loss(&models.recipe, &d_real, &d_fake)?;
+    let loss_d = plus(discriminator_loss(&recipe, &d_real, &d_fake)?, real_term)?;
     models.opt_d.step(&loss_d.backward()?)?;
 
-    // G through the updated D (non-saturating BCE or hinge).
-    let d_on_fake = models
-        .d
-        .forward_frozen(&seen(&fake)?, fake_labels.as_ref())?;
-    let loss_g = generator_loss(&models.recipe, &d_on_fake)?;
+    // G through the updated D (non-saturating BCE or hinge; the class term for what it was asked).
+    let (d_on_fake, fake_term) = judge(&models.d, &seen(&fake)?, fake_labels.as_ref(), true)?;
+    let loss_g = plus(generator_loss(&recipe, &d_on_fake)?, fake_term)?;
     models.opt_g.step(&loss_g.backward()?)?;
     if let Some(g_ema) = &models.g_ema {
         ema::update(
@@ -130,6 +153,13 @@ pub fn train(
         ));
     }
     opts.recipe.validate()?;
+    if opts.recipe.classifier_weight > 0.0 && !config.discriminator.is_projection() {
+        return Err(TrainError::Setting(
+            "the class term reads D's projection: it needs a conditional D that ends in one \
+             (--labels, or --projection on MNIST)"
+                .into(),
+        ));
+    }
     if data.image_shape().as_slice() != config.image_shape()?.as_slice() {
         return Err(TrainError::Setting(format!(
             "dataset images are {:?} but the architecture makes {:?}",
@@ -155,24 +185,43 @@ pub fn train(
         source,
     })?;
 
-    let (mut models, mut state) = if opts.resume {
-        let (models, state) = checkpoint::load(run_dir, &config, device)?;
+    let load = |dir: &Path| -> Result<(Models, TrainState)> {
+        let (models, state) = checkpoint::load(dir, &config, device)?;
         if state.batch_size != opts.batch_size {
             return Err(TrainError::checkpoint(
-                checkpoint::path(run_dir),
+                checkpoint::path(dir),
                 format!(
                     "checkpoint was trained with batch size {}, not {}",
                     state.batch_size, opts.batch_size
                 ),
             ));
         }
-        (models, state)
-    } else {
+        Ok((models, state))
+    };
+    let refuse_existing = || {
         if checkpoint::path(run_dir).exists() {
             return Err(TrainError::CheckpointExists {
                 path: checkpoint::path(run_dir),
             });
         }
+        Ok(())
+    };
+    let (mut models, mut state) = if opts.resume {
+        load(run_dir)?
+    } else if let Some(parent) = &opts.init_from {
+        refuse_existing()?;
+        let (mut models, mut state) = load(parent)?;
+        models.restart(opts.recipe, opts.adam_g, opts.adam_d)?;
+        state.started_from = Some(checkpoint::StartedFrom {
+            run: parent.display().to_string(),
+            step: state.step,
+            recipe: state.recipe,
+        });
+        state.recipe = opts.recipe;
+        (state.adam_g, state.adam_d) = (opts.adam_g, opts.adam_d);
+        (models, state)
+    } else {
+        refuse_existing()?;
         let mut init = stream(opts.seed, Purpose::Init, 0);
         let models = Models::fresh(
             config,
@@ -194,6 +243,7 @@ pub fn train(
             adam_d_t: 0,
             elapsed_s: 0.0,
             recipe: opts.recipe,
+            started_from: None,
         };
         (models, state)
     };

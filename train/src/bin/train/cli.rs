@@ -266,6 +266,15 @@ pub struct TrainArgs {
     /// (keeps D from memorising a small dataset, e.g. faces).
     #[arg(long)]
     pub diff_augment: bool,
+    /// DiffAugment without its colour jitter (shift and cut-out only), so D can tell colours
+    /// apart: for models asked for colours (hairColor, skinColor).
+    #[arg(long)]
+    pub augment_keeps_colour: bool,
+    /// Conditional models with a projection D: weight of the class term (P2GAN). D's projection
+    /// embedding, read as a classifier, learns to name the real images' classes and G to make
+    /// its images read as the classes asked for; raises how often a request is met. 0: off.
+    #[arg(long, default_value_t = 0.0)]
+    pub classifier_weight: f64,
     #[arg(long, default_value_t = 0.5)]
     pub beta1: f64,
     #[arg(long, default_value_t = 0.999)]
@@ -276,6 +285,12 @@ pub struct TrainArgs {
     /// architecture and recipe).
     #[arg(long)]
     pub resume: bool,
+    /// Start from another run directory's checkpoint (weights, EMA, Adam moments, step and
+    /// epoch) with this command's recipe and Adam settings, writing to --out: a second stage of
+    /// training (e.g. adding --classifier-weight). The architecture options must match the
+    /// first stage's; the new checkpoint records where it started.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
     /// Steps per metrics.csv row.

@@ -68,6 +68,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         label_smoothing: args.label_smoothing,
         ema_decay: args.ema_decay,
         diff_augment: args.diff_augment,
+        augment_keeps_colour: args.augment_keeps_colour,
+        classifier_weight: args.classifier_weight,
     };
     if let Some(preset) = args.preset {
         let preset = match preset {
@@ -106,6 +108,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             KernelsArg::Fast => Kernels::Fast,
             KernelsArg::Candle => Kernels::Candle,
         },
+        init_from: args.init_from.clone(),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
