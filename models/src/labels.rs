@@ -100,6 +100,17 @@ impl LabelPrior {
         }
     }
 
+    /// Per condition column, the share of each class in the draws (none when unconditional).
+    pub fn frequencies(&self) -> Vec<Vec<f64>> {
+        match self {
+            LabelPrior::None => vec![],
+            LabelPrior::Uniform(n) => vec![vec![1.0 / *n as f64; *n]],
+            LabelPrior::Attributes(attributes) => {
+                attributes.iter().map(|a| a.frequencies.clone()).collect()
+            }
+        }
+    }
+
     /// Conditions for `n` samples: u32 `[n]`, `[n, A]`, or none.
     pub fn draw(&self, n: usize, rng: &mut impl Rng, device: &Device) -> Result<Option<Tensor>> {
         Ok(match self {

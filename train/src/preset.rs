@@ -72,6 +72,20 @@ mod tests {
     }
 
     #[test]
+    fn shipped_keeps_the_options_it_does_not_name() {
+        let mut arch = ArchitectureOptions::default();
+        let mut recipe = Recipe {
+            classifier_weight: 2.0,
+            augment_keeps_colour: true,
+            ..Recipe::default()
+        };
+        Preset::Shipped.apply(&mut arch, &mut recipe, false);
+        assert_eq!(recipe.classifier_weight, 2.0);
+        assert!(recipe.augment_keeps_colour && recipe.diff_augment);
+        recipe.validate().unwrap();
+    }
+
+    #[test]
     fn classic_turns_the_recipe_back() {
         let (mut arch, mut recipe) = (ArchitectureOptions::default(), Recipe::default());
         recipe.ema_decay = 0.999;

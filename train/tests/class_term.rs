@@ -64,7 +64,7 @@ fn after_training(data: &Dataset, weight: f64, steps: u64) -> (f32, f32) {
     let labels = labels.unwrap();
     let (_, scores) = models.d.forward_classified(&real, &labels, true).unwrap();
     let classes = models.config.discriminator.condition_classes();
-    let ce = class_loss(&scores, &labels, &classes).unwrap();
+    let ce = class_loss(&scores, &labels, &classes, None).unwrap();
     (ce.to_scalar::<f32>().unwrap(), loss_g)
 }
 
@@ -97,7 +97,7 @@ fn g_is_asked_for_its_attributes_by_the_term() {
     let images = fresh.g.forward_t(&z, Some(&asked), true).unwrap();
     let (_, scores) = fresh.d.forward_classified(&images, &asked, true).unwrap();
     let classes = fresh.config.discriminator.condition_classes();
-    let untrained = class_loss(&scores, &asked, &classes)
+    let untrained = class_loss(&scores, &asked, &classes, None)
         .unwrap()
         .to_scalar::<f32>()
         .unwrap();

@@ -546,6 +546,7 @@ fn a_second_stage_starts_from_another_run_with_its_own_recipe() {
         "1",
         "--diff-augment",
         "--augment-keeps-colour",
+        "--class-balance",
     ];
     let o = stage(second_s, &term);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -558,6 +559,7 @@ fn a_second_stage_starts_from_another_run_with_its_own_recipe() {
     assert_eq!(state["started_from"]["recipe"]["diff_augment"], false);
     assert_eq!(state["recipe"]["classifier_weight"], 1.0);
     assert_eq!(state["recipe"]["augment_keeps_colour"], true);
+    assert_eq!(state["recipe"]["class_balance"], true);
     assert_eq!(
         fs::read(first.join("checkpoint.safetensors")).unwrap(),
         parent,
@@ -613,6 +615,7 @@ fn recipe_options_that_cannot_apply_are_refused() {
         (&["--classifier-weight", "1"][..], "projection"),
         (&["--classifier-weight=-1"], "classifier weight"),
         (&["--augment-keeps-colour"], "--diff-augment"),
+        (&["--class-balance"], "--classifier-weight"),
     ] {
         fails_with(&train(&[&args[..], extra].concat()), &[wanted]);
         assert!(!run.exists(), "{extra:?}: nothing may be written");

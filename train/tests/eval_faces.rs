@@ -245,6 +245,14 @@ fn asked_for_real_faces_attributes_the_real_faces_score_the_judges_accuracy() {
     let shifted: Vec<u32> = asked[9..n * 9 + 9].to_vec();
     let wrong = score_requested(&judge, &judged, &shifted, &attributes).unwrap();
     assert!(wrong.requested[0] < 0.3, "hair: {}", wrong.requested[0]);
+    // Glasses are mostly `none`: the shifted requests still look met overall, but not per class.
+    let (plain, per_class) = (wrong.requested[6], wrong.per_class[6]);
+    assert!(
+        plain > 0.7 && per_class < 0.6 && score.per_class[6] > 0.9,
+        "glasses: {plain} overall, {per_class} per class (perfect: {})",
+        score.per_class[6]
+    );
+    assert!((wrong.commonest[6] - score.commonest[6]).abs() < 0.05);
     // A model whose classes are not the judge's is refused.
     let mut other = attributes.clone();
     other[0].classes.swap(0, 1);

@@ -15,7 +15,31 @@ use crate::evaluation::judge::{Judge, Judgement};
 pub struct RequestedScore {
     pub names: Vec<String>,
     pub requested: Vec<f64>,
+    /// The same share per requested class, averaged over the classes asked for: a model that
+    /// always draws the commonest class (no glasses) scores that class's share of the requests
+    /// in `requested`, but only 1 / (classes asked for) here.
+    pub per_class: Vec<f64>,
+    /// The commonest requested class's share of the requests: what `requested` would be for a
+    /// model that ignores the request and always draws that class.
+    pub commonest: Vec<f64>,
     pub real: Vec<f64>,
+}
+
+/// One attribute's shares: of all requests, averaged over the classes asked for, and the
+/// commonest class's share of the requests.
+fn shares(seen: &[u32], asked: &[u32]) -> (f64, f64, f64) {
+    let mut per: std::collections::BTreeMap<u32, (usize, usize)> = Default::default();
+    for (s, r) in seen.iter().zip(asked) {
+        let e = per.entry(*r).or_default();
+        e.0 += (s == r) as usize;
+        e.1 += 1;
+    }
+    let n = asked.len().max(1) as f64;
+    let hits: usize = per.values().map(|(h, _)| h).sum();
+    let per_class =
+        per.values().map(|&(h, c)| h as f64 / c as f64).sum::<f64>() / per.len().max(1) as f64;
+    let commonest = per.values().map(|&(_, c)| c).max().unwrap_or(0) as f64 / n;
+    (hits as f64 / n, per_class, commonest)
 }
 
 impl RequestedScore {
@@ -80,22 +104,19 @@ pub fn score_requested(
             judged.len()
         )));
     }
-    let requested_share = heads
-        .iter()
-        .enumerate()
-        .map(|(k, &h)| {
-            let seen = judged.column(h);
-            let hits = seen
-                .iter()
-                .zip(requested.iter().skip(k).step_by(a))
-                .filter(|(s, r)| s == r)
-                .count();
-            hits as f64 / seen.len().max(1) as f64
-        })
-        .collect();
+    let (mut plain, mut per_class, mut commonest) = (vec![], vec![], vec![]);
+    for (k, &h) in heads.iter().enumerate() {
+        let asked: Vec<u32> = requested.iter().skip(k).step_by(a).copied().collect();
+        let (p, c, m) = shares(&judged.column(h), &asked);
+        plain.push(p);
+        per_class.push(c);
+        commonest.push(m);
+    }
     Ok(RequestedScore {
         names: attributes.iter().map(|a| a.name.clone()).collect(),
-        requested: requested_share,
+        requested: plain,
+        per_class,
+        commonest,
         real: heads.iter().map(|&h| judge.accuracy[h]).collect(),
     })
 }
@@ -103,16 +124,51 @@ pub fn score_requested(
 /// The per-attribute table of [`RequestedScore`].
 pub fn requested_table(score: &RequestedScore) -> String {
     let mut table = String::from(
-        "| attribute | requested class seen (generated) | judge accuracy (real held-out) |\n|---|---|---|\n",
+        "| attribute | requested class seen (generated) | mean over the classes asked for | \
+         always the commonest class would score | judge accuracy (real held-out) |\n\
+         |---|---|---|---|---|\n",
     );
-    for ((name, r), real) in score.names.iter().zip(&score.requested).zip(&score.real) {
-        table += &format!("| {name} | {:.2} % | {:.2} % |\n", r * 100.0, real * 100.0);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64 * 100.0;
+    for (k, name) in score.names.iter().enumerate() {
+        table += &format!(
+            "| {name} | {:.2} % | {:.2} % | {:.2} % | {:.2} % |\n",
+            score.requested[k] * 100.0,
+            score.per_class[k] * 100.0,
+            score.commonest[k] * 100.0,
+            score.real[k] * 100.0
+        );
     }
-    let real_mean = score.real.iter().sum::<f64>() / score.real.len().max(1) as f64;
     table += &format!(
-        "| mean | {:.2} % | {:.2} % |",
+        "| mean | {:.2} % | {:.2} % | {:.2} % | {:.2} % |",
         score.mean() * 100.0,
-        real_mean * 100.0
+        mean(&score.per_class),
+        mean(&score.commonest),
+        mean(&score.real)
     );
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_that_ignores_a_rare_class_scores_its_share_but_not_per_class() {
+        // Nine faces asked for no glasses, one for glasses; the model never draws them.
+        let asked = [0, 0, 0, 0, 0, 0, 0, 0, 0, 3];
+        let (plain, per_class, commonest) = shares(&[0; 10], &asked);
+        assert!((plain - 0.9).abs() < 1e-12);
+        assert!((per_class - 0.5).abs() < 1e-12, "{per_class}");
+        assert!((commonest - 0.9).abs() < 1e-12);
+        // Drawing the rare class when asked: every share is perfect.
+        let (plain, per_class, _) = shares(&asked, &asked);
+        assert_eq!((plain, per_class), (1.0, 1.0));
+        // Half right on both classes, in different proportions.
+        let seen = [0, 0, 1, 1, 5, 5, 5, 5];
+        let asked = [0, 0, 0, 0, 5, 5, 5, 7];
+        let (plain, per_class, commonest) = shares(&seen, &asked);
+        assert!((plain - 5.0 / 8.0).abs() < 1e-12);
+        assert!((per_class - (0.5 + 1.0 + 0.0) / 3.0).abs() < 1e-12);
+        assert!((commonest - 0.5).abs() < 1e-12);
+    }
 }

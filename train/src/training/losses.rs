@@ -37,7 +37,14 @@ pub fn bce_with_logits(logits: &Tensor, target: f64) -> Result<Tensor> {
 /// The class term: the mean over condition columns of the cross-entropy between each column's
 /// scores (`scores` `[N, Σ classes]`, the columns' classes laid end to end) and the classes in
 /// `labels` (u32 `[N]` for one column, `[N, A]` for `classes.len()`).
-pub fn class_loss(scores: &Tensor, labels: &Tensor, classes: &[usize]) -> Result<Tensor> {
+/// With `balance` (per column, one weight per class), each sample's cross-entropy is weighted
+/// by its class's weight (see [`balance_weights`]).
+pub fn class_loss(
+    scores: &Tensor,
+    labels: &Tensor,
+    classes: &[usize],
+    balance: Option<&[Vec<f64>]>,
+) -> Result<Tensor> {
     let offsets = gan_models::labels::code_offsets(classes);
     let mut total: Option<Tensor> = None;
     for (k, (&offset, &count)) in offsets.iter().zip(classes).enumerate() {
@@ -46,7 +53,23 @@ pub fn class_loss(scores: &Tensor, labels: &Tensor, classes: &[usize]) -> Result
         } else {
             labels.narrow(1, k, 1)?.flatten_all()?
         };
-        let ce = candle_nn::loss::cross_entropy(&scores.narrow(1, offset, count)?, &column)?;
+        let column_scores = scores.narrow(1, offset, count)?;
+        let ce = match balance {
+            None => candle_nn::loss::cross_entropy(&column_scores, &column)?,
+            Some(weights) => {
+                let nll = candle_nn::ops::log_softmax(&column_scores, 1)?
+                    .gather(&column.unsqueeze(1)?, 1)?
+                    .flatten_all()?
+                    .neg()?;
+                let of_class: Vec<f32> = column
+                    .to_vec1::<u32>()?
+                    .iter()
+                    .map(|&c| weights[k][c as usize] as f32)
+                    .collect();
+                let w = Tensor::from_vec(of_class, nll.dims(), nll.device())?;
+                (nll * w)?.mean_all()?
+            }
+        };
         total = Some(match total {
             Some(t) => (t + ce)?,
             None => ce,
@@ -54,6 +77,27 @@ pub fn class_loss(scores: &Tensor, labels: &Tensor, classes: &[usize]) -> Result
     }
     let total = total.ok_or_else(|| candle_core::Error::Msg("no condition columns".into()))?;
     total / classes.len() as f64
+}
+
+/// Per column, a weight per class of `1/√(its training share)`, scaled so the weights average 1
+/// over the training mix: a rare class (glasses, 2 % each) weighs ~7× the commonest (none,
+/// 90 %) instead of counting 45× less, without the variance of full inverse-frequency weights.
+pub fn balance_weights(frequencies: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    frequencies
+        .iter()
+        .map(|f| {
+            let norm: f64 = f.iter().map(|p| p.sqrt()).sum();
+            f.iter()
+                .map(|&p| {
+                    if p > 0.0 {
+                        1.0 / (p.sqrt() * norm)
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Mean of sigmoid(logits): the "D(x)" and "D(G(z))" columns of the metrics.
@@ -113,7 +157,7 @@ mod tests {
         )
         .unwrap();
         let labels = Tensor::new(&[[0u32, 2], [1, 0]], &Device::Cpu).unwrap();
-        let got = class_loss(&scores, &labels, &[2, 3])
+        let got = class_loss(&scores, &labels, &[2, 3], None)
             .unwrap()
             .to_scalar::<f32>()
             .unwrap();
@@ -130,11 +174,37 @@ mod tests {
             &scores.narrow(1, 0, 2).unwrap(),
             &Tensor::new(&[0u32, 1], &Device::Cpu).unwrap(),
             &[2],
+            None,
         )
         .unwrap()
         .to_scalar::<f32>()
         .unwrap();
         assert!((one - first).abs() < 1e-5, "{one} vs {first}");
+    }
+
+    #[test]
+    fn balance_weights_average_one_and_favour_rare_classes() {
+        let f = vec![vec![0.9, 0.02, 0.08], vec![0.5, 0.5]];
+        let w = balance_weights(&f);
+        for (fk, wk) in f.iter().zip(&w) {
+            let mean: f64 = fk.iter().zip(wk).map(|(p, w)| p * w).sum();
+            assert!((mean - 1.0).abs() < 1e-12, "{mean}");
+        }
+        assert!((w[0][1] / w[0][0] - (0.9f64 / 0.02).sqrt()).abs() < 1e-9);
+        assert!(w[1].iter().all(|v| (v - 1.0).abs() < 1e-12), "{:?}", w[1]);
+        // Weighted: each sample's cross-entropy times its class's weight, then the mean.
+        let scores = Tensor::new(&[[1f32, -1.0, 0.5], [0.0, 3.0, -2.0]], &Device::Cpu).unwrap();
+        let labels = Tensor::new(&[1u32, 0], &Device::Cpu).unwrap();
+        let got = class_loss(&scores, &labels, &[3], Some(&w[..1]))
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let nll = |row: &[f32], want: usize| -> f64 {
+            (row.iter().map(|v| v.exp()).sum::<f32>().ln() - row[want]) as f64
+        };
+        let want =
+            (w[0][1] * nll(&[1.0, -1.0, 0.5], 1) + w[0][0] * nll(&[0.0, 3.0, -2.0], 0)) / 2.0;
+        assert!((got as f64 - want).abs() < 1e-5, "{got} vs {want}");
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub struct Recipe {
     /// and G to make its images read as the conditions it was asked for. 0: projection only.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub classifier_weight: f64,
+    /// The class term weighs each class by 1/√(its training share) (normalised), so rare
+    /// classes (glasses, earrings) are learnt and drawn, not left to the commonest one.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub class_balance: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -54,6 +58,7 @@ impl Default for Recipe {
             diff_augment: false,
             augment_keeps_colour: false,
             classifier_weight: 0.0,
+            class_balance: false,
         }
     }
 }
@@ -82,6 +87,11 @@ impl Recipe {
                 "the classifier weight must be a finite number ≥ 0, not {}",
                 self.classifier_weight
             )));
+        }
+        if self.class_balance && self.classifier_weight == 0.0 {
+            return Err(TrainError::Setting(
+                "class balance weighs the class term: it needs --classifier-weight".into(),
+            ));
         }
         if self.augment_keeps_colour && !self.diff_augment {
             return Err(TrainError::Setting(

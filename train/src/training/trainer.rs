@@ -16,7 +16,9 @@ use crate::data::dataset::Dataset;
 use crate::error::{Result, TrainError};
 use crate::training::checkpoint::{self, Models, TrainState};
 use crate::training::ema;
-use crate::training::losses::{class_loss, discriminator_loss, generator_loss, mean_probability};
+use crate::training::losses::{
+    balance_weights, class_loss, discriminator_loss, generator_loss, mean_probability,
+};
 use crate::training::metrics::{Interval, Metrics};
 use crate::training::optim::AdamConfig;
 use crate::training::recipe::Recipe;
@@ -90,6 +92,9 @@ pub fn train_step(
     };
     let weight = recipe.classifier_weight;
     let classes = models.config.discriminator.condition_classes();
+    let balance = recipe
+        .class_balance
+        .then(|| balance_weights(&LabelPrior::of(&models.config).frequencies()));
     // D's logits, and the weighted class term when the recipe has one.
     let judge = |d: &gan_models::Discriminator,
                  images: &Tensor,
@@ -99,7 +104,7 @@ pub fn train_step(
         Ok(match labels {
             Some(labels) if weight > 0.0 => {
                 let (logits, scores) = d.forward_classified(images, labels, frozen)?;
-                let term = (class_loss(&scores, labels, &classes)? * weight)?;
+                let term = (class_loss(&scores, labels, &classes, balance.as_deref())? * weight)?;
                 (logits, Some(term))
             }
             _ if frozen => (d.forward_frozen(images, labels)?, None),

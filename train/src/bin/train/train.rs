@@ -70,6 +70,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         diff_augment: args.diff_augment,
         augment_keeps_colour: args.augment_keeps_colour,
         classifier_weight: args.classifier_weight,
+        class_balance: args.class_balance,
     };
     if let Some(preset) = args.preset {
         let preset = match preset {
