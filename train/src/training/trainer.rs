@@ -112,7 +112,10 @@ pub fn train_step(
         })
     };
     let plus = |loss: Tensor, term: Option<Tensor>| -> candle_core::Result<Tensor> {
-        term.map_or(Ok(loss.clone()), |t| loss + t)
+        match term {
+            Some(t) => loss + t,
+            None => Ok(loss),
+        }
     };
 
     // D: real → 1 (and, with the class term, named as its conditions), detached fake → 0.

@@ -289,10 +289,10 @@ pub struct TrainArgs {
     /// architecture and recipe).
     #[arg(long)]
     pub resume: bool,
-    /// Start from another run directory's checkpoint (weights, EMA, Adam moments, step and
-    /// epoch) with this command's recipe and Adam settings, writing to --out: a second stage of
-    /// training (e.g. adding --classifier-weight). The architecture options must match the
-    /// first stage's; the new checkpoint records where it started.
+    /// Start from another run directory's checkpoint (weights, EMA, Adam moments, seed, step
+    /// and epoch) with this command's recipe and Adam settings, writing to --out: a second stage
+    /// of training (e.g. adding --classifier-weight). The architecture options and batch size
+    /// must match the first stage's; the new checkpoint records where it started.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "resume")]
     pub init_from: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
