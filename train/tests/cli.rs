@@ -31,6 +31,23 @@ fn fails_with(out: &Output, needles: &[&str]) {
     }
 }
 
+/// The readable copy of `run`'s checkpoint (state and config).
+fn checkpoint_json(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&fs::read_to_string(run.join("checkpoint.json")).unwrap()).unwrap()
+}
+
+/// `--labels` with G and D at width 8: an attribute-conditional run small enough for a test.
+fn small_labelled(labels: &Path) -> [&str; 6] {
+    [
+        "--labels",
+        labels.to_str().unwrap(),
+        "--ngf",
+        "8",
+        "--ndf",
+        "8",
+    ]
+}
+
 /// A copy of the fixture with `edit` applied to one of its files.
 fn broken_mnist(file: &str, edit: impl FnOnce(&Path)) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -244,9 +261,7 @@ fn architecture_options_of_mnist_cdcgan_reach_the_checkpoint() {
     ]);
     let o = train(&[&args[..], &["--max-steps", "2"]].concat());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let state: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(out.path().join("checkpoint.json")).unwrap())
-            .unwrap();
+    let state = checkpoint_json(out.path());
     let arch = &state["config"]["architecture"];
     assert_eq!(arch["minibatch_stddev"], true, "{arch}");
     assert_eq!(arch["spectral_norm"], true, "{arch}");
@@ -286,10 +301,7 @@ fn the_shipped_preset_reaches_the_checkpoint_and_survives_a_resume() {
     let args = mnist_args(fixture.to_str().unwrap(), out.path().to_str().unwrap());
     let o = train(&[&args[..], &["--preset", "shipped", "--max-steps", "1"]].concat());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let read = || -> serde_json::Value {
-        serde_json::from_str(&fs::read_to_string(out.path().join("checkpoint.json")).unwrap())
-            .unwrap()
-    };
+    let read = || checkpoint_json(out.path());
     let state = read();
     let arch = &state["config"]["architecture"];
     for option in ["spectral_norm", "projection", "deep_d", "full_res"] {
@@ -460,26 +472,10 @@ fn a_labelled_folder_trains_an_attribute_conditional_model_and_resumes() {
     let labels = faces.path().join("labels.csv");
     let out = tempfile::tempdir().unwrap();
     let args = folder_args(faces.path().to_str().unwrap(), out.path().to_str().unwrap());
-    let labelled = [
-        &args[..],
-        &[
-            "--labels",
-            labels.to_str().unwrap(),
-            "--ngf",
-            "8",
-            "--ndf",
-            "8",
-            "--max-steps",
-            "1",
-        ],
-    ]
-    .concat();
+    let labelled = [&args[..], &small_labelled(&labels), &["--max-steps", "1"]].concat();
     let o = train(&labelled);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let read = || -> serde_json::Value {
-        serde_json::from_str(&fs::read_to_string(out.path().join("checkpoint.json")).unwrap())
-            .unwrap()
-    };
+    let read = || checkpoint_json(out.path());
     let state = read();
     let config = &state["config"];
     assert_eq!(
@@ -517,14 +513,7 @@ fn a_second_stage_starts_from_another_run_with_its_own_recipe() {
     let out = tempfile::tempdir().unwrap();
     let (first, second) = (out.path().join("first"), out.path().join("second"));
     let (first_s, second_s) = (first.to_str().unwrap(), second.to_str().unwrap());
-    let small = [
-        "--labels",
-        labels.to_str().unwrap(),
-        "--ngf",
-        "8",
-        "--ndf",
-        "8",
-    ];
+    let small = small_labelled(&labels);
     let stage = |run: &str, extra: &[&str]| -> Output {
         train(
             &[
@@ -550,8 +539,7 @@ fn a_second_stage_starts_from_another_run_with_its_own_recipe() {
     ];
     let o = stage(second_s, &term);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let json: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(second.join("checkpoint.json")).unwrap()).unwrap();
+    let json = checkpoint_json(&second);
     let state = &json["state"];
     assert_eq!(state["step"], 2, "{state}");
     assert_eq!(state["started_from"]["run"], first_s);
@@ -575,8 +563,7 @@ fn a_second_stage_starts_from_another_run_with_its_own_recipe() {
         .concat(),
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let json: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(second.join("checkpoint.json")).unwrap()).unwrap();
+    let json = checkpoint_json(&second);
     assert_eq!(json["state"]["step"], 3);
     assert_eq!(json["state"]["started_from"]["step"], 1);
     // Not over an existing run, not from another architecture, not with --resume.
