@@ -4,8 +4,10 @@ use candle_core::{DType, Tensor, D};
 
 use crate::config::{Layer, NetConfig, SN_U};
 use crate::error::{ModelError, Result};
+use crate::kernels::conv::ConvKind;
 use crate::kernels::fused::{self, Activation};
-use crate::kernels::{conv, upsample, Kernels};
+use crate::kernels::post::Post;
+use crate::kernels::{conv, linear, upsample, Kernels};
 use crate::labels::{code_indices, label_values, one_hot};
 use crate::params::{tensor_name, Params};
 
@@ -107,14 +109,19 @@ impl Net {
                 }),
             ) if self.fast(x) && planes.classes.len() == 1 => {
                 let fused = layers.get(1).and_then(activation);
-                let (y, maps, labels) = self.labelled_conv(x, planes, (*stride, *padding), pass)?;
+                let (w, maps, labels) = self.labelled_conv(x, planes, (*stride, *padding), pass)?;
                 let bias = if *bias {
                     self.get(0, "bias", pass)?
                 } else {
                     Tensor::zeros(maps.dim(1)?, DType::F32, x.device())?
                 };
-                let act = fused.unwrap_or(Activation::Identity);
-                let y = fused::label_bias_act(&y, &maps, labels, &bias, act)?;
+                let post = Post::LabelBiasAct {
+                    act: fused.unwrap_or(Activation::Identity),
+                    labels,
+                };
+                let extra = Tensor::cat(&[&maps.flatten_all()?, &bias], 0)?;
+                let (y, _) =
+                    conv::conv_then(ConvKind::Conv, (x, &w), (*stride, *padding), post, &extra)?;
                 (y, 1 + fused.is_some() as usize)
             }
             (Some(planes), _) => (planes.append_to(x)?, 0),
@@ -126,6 +133,15 @@ impl Net {
             } else {
                 None
             };
+            let fused_here = match self.shaped_linear(i, &x, pass)? {
+                Some(done) => Some(done),
+                None => self.fused_conv(i, &x, pass)?,
+            };
+            if let Some((y, consumed)) = fused_here {
+                x = y;
+                i += consumed;
+                continue;
+            }
             let (y, consumed) = match Layer::folded_upsample(&layers[i..]) {
                 Some(Layer::ConvTranspose2d { bias, .. }) if self.fast(&x) => {
                     let fused = layers.get(i + 2).and_then(activation);
@@ -142,6 +158,28 @@ impl Net {
             i += consumed;
         }
         Ok(x)
+    }
+
+    /// On the fast path, `Flatten → Linear` and `Linear → Reshape` (no bias) run as one op
+    /// ([`linear::linear`]), with the activation after them fused.
+    fn shaped_linear(&self, i: usize, x: &Tensor, pass: Pass) -> Result<Option<(Tensor, usize)>> {
+        let layers = &self.config.layers;
+        if !self.fast(x) {
+            return Ok(None);
+        }
+        let (out, at, bias, consumed) = match &layers[i..] {
+            [Layer::Flatten, Layer::Linear { outputs, bias, .. }, ..] => {
+                (vec![*outputs], i + 1, *bias, 2)
+            }
+            [Layer::Linear { bias: false, .. }, Layer::Reshape { shape }, ..] => {
+                (shape.clone(), i, false, 2)
+            }
+            _ => return Ok(None),
+        };
+        let act = layers.get(i + consumed).and_then(activation);
+        let y = linear::linear(x, &self.weight(at, pass)?, &out)?;
+        let y = self.bias_act(at, bias, y, pass, act)?;
+        Ok(Some((y, consumed + act.is_some() as usize)))
     }
 
     fn fast(&self, x: &Tensor) -> bool {
@@ -186,13 +224,13 @@ impl Net {
         Ok(w.broadcast_div(&sigma)?)
     }
 
-    /// The first layer's convolution (before bias) of `images` with `planes` appended, without
-    /// building the planes: they are constant, so their part of the output depends on the label
-    /// only. Each label's part is the convolution of an all-ones plane with that label's kernels,
-    /// made once per batch (`[classes, C, oh, ow]`, returned with the labels for the caller to
-    /// add per sample); the images go through the image channels' kernels alone. The same terms
-    /// as the full convolution, summed in another order (MNIST's D: 1 of 11 input channels
-    /// carries the image, so ~10× fewer multiply-adds in that layer and no planes to build).
+    /// The first layer of a D with `planes` appended to `images`, without building the planes:
+    /// they are constant, so their part of the output depends on the label only. Each label's
+    /// part is the convolution of an all-ones plane with that label's kernels, made once per
+    /// batch (`[classes, C, oh, ow]`, returned with the labels for the caller to add per sample
+    /// after convolving the images with the image channels' kernels, also returned). The same
+    /// terms as the full convolution, summed in another order (MNIST's D: 1 of 11 input
+    /// channels carries the image, so ~10× fewer multiply-adds in that layer and no planes).
     fn labelled_conv(
         &self,
         images: &Tensor,
@@ -210,7 +248,6 @@ impl Net {
             )));
         }
         let labels = label_values(planes.labels, planes.classes)?;
-        let y = conv::conv2d(images, &w.narrow(1, 0, channels)?, stride, padding)?;
         // [cout, classes, k, k] → one single-channel kernel per (label, output channel).
         let kernels =
             w.narrow(1, channels, classes)?
@@ -220,7 +257,71 @@ impl Net {
         let maps = conv::conv2d(&ones, &kernels, stride, padding)?;
         let (_, _, oh, ow) = maps.dims4()?;
         let per_label = maps.reshape((classes, cout, oh, ow))?;
-        Ok((y, per_label, labels))
+        Ok((w.narrow(1, 0, channels)?, per_label, labels))
+    }
+
+    /// On the fast path, a convolution and the BatchNorm (training passes), bias or activation
+    /// after it as one op ([`conv::conv_then`]).
+    fn fused_conv(&self, i: usize, x: &Tensor, pass: Pass) -> Result<Option<(Tensor, usize)>> {
+        let layers = &self.config.layers;
+        let (kind, stride, padding, bias) = match &layers[i] {
+            Layer::Conv2d {
+                stride,
+                padding,
+                bias,
+                ..
+            } => (ConvKind::Conv, *stride, *padding, *bias),
+            Layer::ConvTranspose2d {
+                stride,
+                padding,
+                bias,
+                ..
+            } => (ConvKind::Transposed, *stride, *padding, *bias),
+            _ => return Ok(None),
+        };
+        if !self.fast(x) {
+            return Ok(None);
+        }
+        let w = self.weight(i, pass)?;
+        let (post, extra, consumed) = match layers.get(i + 1) {
+            // A bias before BatchNorm (no config has one) stays on the unfused path.
+            Some(Layer::BatchNorm2d { .. }) if pass.train && !bias => {
+                let act = layers.get(i + 2).and_then(activation);
+                let post = Post::BnAct {
+                    act: act.unwrap_or(Activation::Identity),
+                    eps: BN_EPS,
+                };
+                let (gamma, beta) = (
+                    self.get(i + 1, "weight", pass)?,
+                    self.get(i + 1, "bias", pass)?,
+                );
+                (
+                    post,
+                    Tensor::cat(&[&gamma, &beta], 0)?,
+                    2 + act.is_some() as usize,
+                )
+            }
+            next => {
+                let act = next.and_then(activation);
+                if !bias && act.is_none() {
+                    return Ok(None);
+                }
+                let extra = if bias {
+                    self.get(i, "bias", pass)?
+                } else {
+                    let channels = w.dim(if kind == ConvKind::Conv { 0 } else { 1 })?;
+                    Tensor::zeros(channels, DType::F32, x.device())?
+                };
+                let post = Post::BiasAct(act.unwrap_or(Activation::Identity));
+                (post, extra, 1 + act.is_some() as usize)
+            }
+        };
+        let (y, stats) = conv::conv_then(kind, (x, &w), (stride, padding), post, &extra)?;
+        if let Some(stats) = stats {
+            let (n, _, h, wd) = y.dims4()?;
+            self.update_running_stats(i + 1, &stats.get(0)?, &stats.get(1)?, n * h * wd)?;
+        }
+        Ok(Some((y, consumed)))
     }
 
     /// Runs layer `i`, fusing `act` into it when given; returns how many layers it consumed.

@@ -3,7 +3,13 @@
 
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor};
 
+use rayon::prelude::*;
+
 use crate::kernels::storage::{slice, slice_mut};
+
+/// Elements per parallel work item: the update is element-wise, so the split cannot change a
+/// result, and it keeps a training step's serial part (the caller's thread alone) short.
+const CHUNK: usize = 1 << 14;
 
 /// One step's constants: learning rate, betas, their bias corrections at this step, epsilon.
 #[derive(Debug, Clone, Copy)]
@@ -80,10 +86,15 @@ impl InplaceOp2 for Moment {
     ) -> Result<()> {
         let (m, g) = (slice_mut(s1, l1)?, slice(s2, l2)?);
         let (keep, take) = (self.beta as f32, (1.0 - self.beta) as f32);
-        for (m, &g) in m.iter_mut().zip(g) {
-            let g = if self.square { g * g } else { g };
-            *m = *m * keep + g * take;
-        }
+        let square = self.square;
+        m.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .for_each(|(m, g)| {
+                for (m, &g) in m.iter_mut().zip(g) {
+                    let g = if square { g * g } else { g };
+                    *m = *m * keep + g * take;
+                }
+            });
         Ok(())
     }
 }
@@ -110,9 +121,13 @@ impl InplaceOp3 for Update {
             self.bc2 as f32,
             self.eps as f32,
         );
-        for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
-            *p -= (m / bc1) / ((v / bc2).sqrt() + eps) * lr;
-        }
+        p.par_chunks_mut(CHUNK)
+            .zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)))
+            .for_each(|(p, (m, v))| {
+                for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+                    *p -= (m / bc1) / ((v / bc2).sqrt() + eps) * lr;
+                }
+            });
         Ok(())
     }
 }

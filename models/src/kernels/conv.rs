@@ -60,10 +60,9 @@ macro_rules! with_avx2 {
 }
 
 // Declared after `with_avx2!` so that the macro is in scope inside them.
-mod gemm;
 mod geometry;
 mod ops;
 mod plan;
 mod transpose;
 
-pub use ops::{conv2d, conv_transpose2d};
+pub use ops::{conv2d, conv_then, conv_transpose2d};

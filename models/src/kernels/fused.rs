@@ -51,9 +51,10 @@ macro_rules! with_activation {
         }
     };
 }
+pub(crate) use with_activation;
 
 /// `[N, C, rest…]` viewed as N samples × C channels × S elements.
-fn ncs(dims: &[usize]) -> Result<(usize, usize, usize)> {
+pub(crate) fn ncs(dims: &[usize]) -> Result<(usize, usize, usize)> {
     match dims {
         [n, c, rest @ ..] => Ok((*n, *c, rest.iter().product())),
         _ => bail!("fused op expects [N, C, …], got {dims:?}"),
@@ -81,7 +82,7 @@ fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
 }
 
 /// `act(x · scale[c] + shift[c])` over `[N, C, S]`, parallel over samples.
-fn affine_act(
+pub(crate) fn affine_act(
     x: &[f32],
     c: usize,
     s: usize,
@@ -160,9 +161,9 @@ fn channel_totals(x: &[f32], dims: (usize, usize, usize)) -> Vec<f64> {
 /// `y = act(x + bias[c])` (bias optional via `BiasAct::apply`).
 struct BiasAct(Activation);
 /// `(y, dy) → dy · act'(y)`.
-struct ActGrad(Activation);
+pub(crate) struct ActGrad(pub(crate) Activation);
 /// `[N, C, …] → [C]` sums.
-struct ChannelSum;
+pub(crate) struct ChannelSum;
 
 impl CustomOp2 for BiasAct {
     fn name(&self) -> &'static str {
@@ -259,95 +260,10 @@ pub fn bias_act(x: &Tensor, bias: Option<&Tensor>, act: Activation) -> Result<Te
     }
 }
 
-/// `(y, maps, bias) → act(y + maps[labels[n]] + bias[c])`, `maps` `[classes, C, …]` one per label:
-/// a conditional D's first layer (`Net::labelled_conv`) adds each sample's label maps inside its
-/// bias + activation, so that neither the gathered maps nor their sum with `y` become tensors of
-/// the graph (candle's backward zero-fills and adds a gradient for each: docs/performance.md).
-struct LabelBiasAct {
-    act: Activation,
-    labels: Vec<u32>,
-}
 /// `[N, C, …] → [classes, C, …]`: each label's samples summed, in sample order.
-struct LabelSum {
-    labels: Vec<u32>,
-    classes: usize,
-}
-
-impl CustomOp3 for LabelBiasAct {
-    fn name(&self) -> &'static str {
-        "label-bias-act"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (y, maps, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
-        let (n, c, s) = ncs(l1.dims())?;
-        let (classes, mc, ms) = ncs(l2.dims())?;
-        let labels_fit =
-            self.labels.len() == n && self.labels.iter().all(|&l| (l as usize) < classes);
-        if (mc, ms) != (c, s) || b.len() != c || !labels_fit {
-            bail!(
-                "label maps {:?}, bias of {} and {} labels do not fit {:?}",
-                l2.dims(),
-                b.len(),
-                self.labels.len(),
-                l1.dims()
-            );
-        }
-        // SAFETY: the samples tile the output, and each sample's c planes of s are all written.
-        let out = unsafe {
-            filled(y.len(), |out| {
-                with_activation!(self.act, |f, _df| {
-                    out.par_chunks_mut(c * s)
-                        .zip(y.par_chunks(c * s))
-                        .zip(self.labels.par_iter())
-                        .for_each(|((o, yi), &l)| {
-                            let m = &maps[l as usize * c * s..][..c * s];
-                            let planes = o.chunks_exact_mut(s).zip(yi.chunks_exact(s));
-                            for ((o, yi), (mi, &bc)) in planes.zip(m.chunks_exact(s).zip(b)) {
-                                for ((o, &v), &w) in o.iter_mut().zip(yi).zip(mi) {
-                                    o.write(f(v + w + bc));
-                                }
-                            }
-                        })
-                })
-            })
-        };
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        y: &Tensor,
-        maps: &Tensor,
-        b: &Tensor,
-        out: &Tensor,
-        dout: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let dpre = out.apply_op2_no_bwd(&dout.contiguous()?, &ActGrad(self.act))?;
-        let dmaps = if maps.track_op() {
-            let op = LabelSum {
-                labels: self.labels.clone(),
-                classes: maps.dim(0)?,
-            };
-            Some(dpre.apply_op1_no_bwd(&op)?)
-        } else {
-            None
-        };
-        let db = if b.track_op() {
-            Some(dpre.apply_op1_no_bwd(&ChannelSum)?)
-        } else {
-            None
-        };
-        Ok((y.track_op().then_some(dpre), dmaps, db))
-    }
+pub(crate) struct LabelSum {
+    pub(crate) labels: Vec<u32>,
+    pub(crate) classes: usize,
 }
 
 impl CustomOp1 for LabelSum {
@@ -377,25 +293,9 @@ impl CustomOp1 for LabelSum {
     }
 }
 
-/// `act(y + maps[labels[n]] + bias)` with a fused backward ([`LabelBiasAct`]); `maps` holds one
-/// `[C, …]` block per label and `bias` is per channel.
-pub fn label_bias_act(
-    y: &Tensor,
-    maps: &Tensor,
-    labels: Vec<u32>,
-    bias: &Tensor,
-    act: Activation,
-) -> Result<Tensor> {
-    y.contiguous()?.apply_op3(
-        &maps.contiguous()?,
-        &bias.contiguous()?,
-        LabelBiasAct { act, labels },
-    )
-}
-
 /// Per-channel batch mean and biased variance, computed once by the forward pass and shared
 /// with the running-statistics update and the backward pass.
-type Moments = Arc<Mutex<Option<(Vec<f64>, Vec<f64>)>>>;
+pub(crate) type Moments = Arc<Mutex<Option<(Vec<f64>, Vec<f64>)>>>;
 
 /// Training-mode BatchNorm then activation: `(x, gamma, beta) → y`.
 struct BnAct {
@@ -425,6 +325,44 @@ fn stats(x: &[f32], n: usize, c: usize, s: usize) -> (Vec<f64>, Vec<f64>) {
     (mean, var)
 }
 
+/// Training BatchNorm then `act` of `x` (`[N, C, …]`): the output and the batch moments.
+pub(crate) fn bn_act(
+    x: &[f32],
+    dims: &[usize],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+    act: Activation,
+) -> Result<(Vec<f32>, (Vec<f64>, Vec<f64>))> {
+    let (n, c, s) = ncs(dims)?;
+    if gamma.len() != c || beta.len() != c {
+        bail!("batch norm parameters do not match {c} channels");
+    }
+    let (mean, var) = stats(x, n, c, s);
+    let scale: Vec<f32> = (0..c)
+        .map(|ch| (gamma[ch] as f64 / (var[ch] + eps).sqrt()) as f32)
+        .collect();
+    let shift: Vec<f32> = (0..c)
+        .map(|ch| beta[ch] - (mean[ch] * scale[ch] as f64) as f32)
+        .collect();
+    Ok((affine_act(x, c, s, &scale, &shift, act), (mean, var)))
+}
+
+/// BatchNorm's backward from the gradient `dpre` before the activation: `dx`, and
+/// `dgamma ‖ dbeta` (`[2C]`).
+pub(crate) fn bn_grads(
+    x: &Tensor,
+    gamma: &Tensor,
+    dpre: &Tensor,
+    eps: f64,
+    moments: Option<(Vec<f64>, Vec<f64>)>,
+) -> Result<(Tensor, Tensor)> {
+    let packed = x.apply_op3_no_bwd(gamma, dpre, &BnGrad { eps, moments })?;
+    let (numel, c) = (x.elem_count(), gamma.elem_count());
+    let dx = packed.narrow(0, 0, numel)?.reshape(x.shape())?;
+    Ok((dx, packed.narrow(0, numel, 2 * c)?))
+}
+
 impl CustomOp3 for BnAct {
     fn name(&self) -> &'static str {
         "batch-norm-act"
@@ -440,19 +378,8 @@ impl CustomOp3 for BnAct {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, gamma, beta) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
-        let (n, c, s) = ncs(l1.dims())?;
-        if gamma.len() != c || beta.len() != c {
-            bail!("batch norm parameters do not match {c} channels");
-        }
-        let (mean, var) = stats(x, n, c, s);
-        let scale: Vec<f32> = (0..c)
-            .map(|ch| (gamma[ch] as f64 / (var[ch] + self.eps).sqrt()) as f32)
-            .collect();
-        let shift: Vec<f32> = (0..c)
-            .map(|ch| beta[ch] - (mean[ch] * scale[ch] as f64) as f32)
-            .collect();
-        let y = affine_act(x, c, s, &scale, &shift, self.act);
-        *self.moments.lock().expect("not poisoned") = Some((mean, var));
+        let (y, moments) = bn_act(x, l1.dims(), gamma, beta, self.eps, self.act)?;
+        *self.moments.lock().expect("not poisoned") = Some(moments);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -466,15 +393,9 @@ impl CustomOp3 for BnAct {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dpre = y.apply_op2_no_bwd(&dy.contiguous()?, &ActGrad(self.act))?;
         let moments = self.moments.lock().expect("not poisoned").clone();
-        let grad = BnGrad {
-            eps: self.eps,
-            moments,
-        };
-        let packed = x.apply_op3_no_bwd(gamma, &dpre, &grad)?;
-        let (numel, c) = (x.elem_count(), gamma.elem_count());
-        let dx = packed.narrow(0, 0, numel)?.reshape(x.shape())?;
-        let dgamma = packed.narrow(0, numel, c)?;
-        let dbeta = packed.narrow(0, numel + c, c)?;
+        let (dx, dparams) = bn_grads(x, gamma, &dpre, self.eps, moments)?;
+        let c = gamma.elem_count();
+        let (dgamma, dbeta) = (dparams.narrow(0, 0, c)?, dparams.narrow(0, c, c)?);
         Ok((Some(dx), Some(dgamma), Some(dbeta)))
     }
 }
@@ -559,16 +480,18 @@ pub fn batch_norm_act(
         moments: Arc::clone(&moments),
     };
     let y = x.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
-    let (mean, var) = moments
+    let moments = moments
         .lock()
         .expect("not poisoned")
         .clone()
         .ok_or_else(|| candle_core::Error::Msg("batch norm ran without statistics".into()))?;
+    Ok((y, moments_tensor(moments)?))
+}
+
+/// Batch moments as the `[2, C]` tensor (mean, then biased variance) the running-statistics
+/// update takes.
+pub(crate) fn moments_tensor((mean, var): (Vec<f64>, Vec<f64>)) -> Result<Tensor> {
     let c = mean.len();
-    let stats = mean
-        .into_iter()
-        .chain(var)
-        .map(|v| v as f32)
-        .collect::<Vec<_>>();
-    Ok((y, Tensor::from_vec(stats, (2, c), x.device())?))
+    let values: Vec<f32> = mean.into_iter().chain(var).map(|v| v as f32).collect();
+    Tensor::from_vec(values, (2, c), &candle_core::Device::Cpu)
 }

@@ -2,10 +2,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Device, Layout, Result, Shape, Tensor};
 
 use super::plan::{Plan, Source};
 use super::{ConvKind, ConvSpec};
+use crate::kernels::fused::{moments_tensor, Moments};
+use crate::kernels::post::Post;
 use crate::kernels::storage::slice;
 
 /// im2col columns computed by one pass and reused by a later one: a Conv2d's forward pass makes
@@ -26,40 +28,37 @@ struct GradInput(ConvSpec, [usize; 4], Columns);
 /// `.2` when an earlier pass left them.
 struct GradWeight(ConvSpec, [usize; 4], Columns);
 
-impl CustomOp2 for Forward {
-    fn name(&self) -> &'static str {
-        "fast-conv"
-    }
-
-    fn cpu_fwd(
+impl Forward {
+    /// The convolution of the contiguous input `(s1, l1)` with the weight `(s2, l2)`.
+    fn run(
         &self,
         s1: &CpuStorage,
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    ) -> Result<(Vec<f32>, Shape)> {
         let plan = Plan::new(self.spec, l1.dims(), l2.dims())?;
         let (x, w) = (slice(s1, l1)?, slice(s2, l2)?);
         Ok(match self.spec.kind {
-            ConvKind::Conv if plan.streams() => (
-                CpuStorage::F32(plan.im2col_gemm(Source::Images(x), w)),
-                plan.matrix_shape(),
-            ),
+            ConvKind::Conv if plan.streams() => {
+                (plan.im2col_gemm(Source::Images(x), w), plan.matrix_shape())
+            }
             ConvKind::Conv => {
                 let patches = plan.patches(x);
                 let y = plan.im2col_gemm(Source::Batch(&patches), w);
                 *self.patches.lock().expect("not poisoned") = Some(Arc::new(patches));
-                (CpuStorage::F32(y), plan.matrix_shape())
+                (y, plan.matrix_shape())
             }
-            ConvKind::Transposed => (CpuStorage::F32(plan.gemm_col2im(x, w)), plan.image_shape()),
+            ConvKind::Transposed => (plan.gemm_col2im(x, w), plan.image_shape()),
         })
     }
 
-    fn bwd(
+    /// The gradients of the input and the weight from the output's gradient `dy`; inputs that
+    /// lead to no variable (real images, detached fakes) get none.
+    fn grads(
         &self,
         x: &Tensor,
         w: &Tensor,
-        _res: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
@@ -67,7 +66,6 @@ impl CustomOp2 for Forward {
             let (a, b, c, d) = t.dims4()?;
             Ok([a, b, c, d])
         };
-        // Inputs that lead to no variable (real images, detached fakes) get no gradient.
         let columns = match self.spec.kind {
             ConvKind::Conv => Arc::clone(&self.patches),
             ConvKind::Transposed => Columns::default(),
@@ -85,6 +83,84 @@ impl CustomOp2 for Forward {
             None
         };
         Ok((dx, dw))
+    }
+}
+
+impl CustomOp2 for Forward {
+    fn name(&self) -> &'static str {
+        "fast-conv"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (y, shape) = self.run(s1, l1, s2, l2)?;
+        Ok((CpuStorage::F32(y), shape))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        self.grads(x, w, dy)
+    }
+}
+
+/// A convolution and what follows it ([`Post`]) as one op: `(input, weight, extra) → output`.
+struct Fused {
+    conv: Forward,
+    post: Post,
+    /// The convolution's raw output, kept for the backward pass when `post` needs it.
+    pre: Mutex<Option<Tensor>>,
+    moments: Moments,
+}
+
+impl CustomOp3 for Fused {
+    fn name(&self) -> &'static str {
+        "fast-conv-fused"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (y, shape) = self.conv.run(s1, l1, s2, l2)?;
+        let (out, moments) = self.post.forward(&y, shape.dims(), slice(s3, l3)?)?;
+        if self.post.keeps_input() {
+            let pre = Tensor::from_vec(y, shape.clone(), &Device::Cpu)?;
+            *self.pre.lock().expect("not poisoned") = Some(pre);
+        }
+        *self.moments.lock().expect("not poisoned") = moments;
+        Ok((CpuStorage::F32(out), shape))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        extra: &Tensor,
+        out: &Tensor,
+        dout: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let pre = self.pre.lock().expect("not poisoned").take();
+        let moments = self.moments.lock().expect("not poisoned").clone();
+        let (dy, dextra) = self
+            .post
+            .backward(pre.as_ref(), moments, extra, out, dout)?;
+        let (dx, dw) = self.conv.grads(x, w, &dy)?;
+        Ok((dx, dw, extra.track_op().then_some(dextra)))
     }
 }
 
@@ -145,17 +221,20 @@ impl CustomOp2 for GradWeight {
     }
 }
 
-fn apply(kind: ConvKind, x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
-    let spec = ConvSpec {
-        kind,
-        stride,
-        padding,
-    };
-    let op = Forward {
-        spec,
+fn forward_op(kind: ConvKind, stride: usize, padding: usize) -> Forward {
+    Forward {
+        spec: ConvSpec {
+            kind,
+            stride,
+            padding,
+        },
         patches: Columns::default(),
-    };
-    x.contiguous()?.apply_op2(&w.contiguous()?, op)
+    }
+}
+
+fn apply(kind: ConvKind, x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    x.contiguous()?
+        .apply_op2(&w.contiguous()?, forward_op(kind, stride, padding))
 }
 
 /// Conv2d (no bias, dilation 1, groups 1) on CPU f32 tensors.
@@ -166,4 +245,28 @@ pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<T
 /// ConvTranspose2d (no bias, no output padding, dilation 1) on CPU f32 tensors.
 pub fn conv_transpose2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
     apply(ConvKind::Transposed, x, w, stride, padding)
+}
+
+/// The convolution `kind` of `x` with `w`, then `post` with its parameters packed in `extra`,
+/// as one op. Returns the output and, for BatchNorm, the batch `[2, C]` mean and biased
+/// variance (for the running statistics).
+pub fn conv_then(
+    kind: ConvKind,
+    (x, w): (&Tensor, &Tensor),
+    (stride, padding): (usize, usize),
+    post: Post,
+    extra: &Tensor,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let moments = Moments::default();
+    let op = Fused {
+        conv: forward_op(kind, stride, padding),
+        post,
+        pre: Mutex::default(),
+        moments: Arc::clone(&moments),
+    };
+    let y = x
+        .contiguous()?
+        .apply_op3(&w.contiguous()?, &extra.contiguous()?, op)?;
+    let moments = moments.lock().expect("not poisoned").clone();
+    Ok((y, moments.map(moments_tensor).transpose()?))
 }

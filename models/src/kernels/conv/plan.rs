@@ -7,10 +7,10 @@ use rayon::prelude::*;
 
 use candle_core::{bail, Result, Shape};
 
-use super::gemm::{matmul, matmul_add, Mat, MatMut};
 use super::geometry::Geometry;
 use super::transpose::{channel_major, transpose, transpose_block};
 use super::{ConvKind, ConvSpec};
+use crate::kernels::gemm::{matmul, matmul_add, Mat, MatMut};
 use crate::kernels::storage::filled;
 
 /// Where a GEMM's im2col columns come from.

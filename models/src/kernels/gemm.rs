@@ -1,19 +1,19 @@
-//! The one GEMM every convolution pass lowers to, through slice-backed matrix views.
+//! The one GEMM every convolution and linear pass lowers to, through slice-backed matrix views.
 
-use gemm::Parallelism;
+use ::gemm::Parallelism;
 
 /// A matrix operand for `gemm`: element (i, j) at `i·rs + j·cs` of the slice it borrows.
 #[derive(Clone, Copy)]
-pub(super) struct Mat<'a> {
-    pub(super) data: &'a [f32],
-    pub(super) rs: isize,
-    pub(super) cs: isize,
+pub(crate) struct Mat<'a> {
+    pub(crate) data: &'a [f32],
+    pub(crate) rs: isize,
+    pub(crate) cs: isize,
 }
 
 impl<'a> Mat<'a> {
     /// `data` seen with row stride `rs` and column stride `cs`. `T` is `f32` or
     /// `MaybeUninit<f32>` whose elements the caller has written.
-    pub(super) fn of<T>(data: &'a [T], rs: isize, cs: isize) -> Self {
+    pub(crate) fn of<T>(data: &'a [T], rs: isize, cs: isize) -> Self {
         const { assert!(std::mem::size_of::<T>() == 4 && std::mem::align_of::<T>() == 4) };
         // SAFETY: T is f32 or MaybeUninit<f32> (same size and alignment, checked above), and the
         // callers pass only elements they have initialised.
@@ -22,22 +22,22 @@ impl<'a> Mat<'a> {
     }
 
     /// Whether an `rows × cols` matrix at these strides lies inside the slice.
-    pub(super) fn holds(&self, rows: usize, cols: usize) -> bool {
+    pub(crate) fn holds(&self, rows: usize, cols: usize) -> bool {
         reach(rows, cols, self.rs, self.cs) <= self.data.len()
     }
 }
 
 /// A GEMM output: element (i, j) at `i·rs + j·cs` of the slice it borrows.
-pub(super) struct MatMut<'a> {
-    pub(super) data: &'a mut [f32],
-    pub(super) rs: isize,
-    pub(super) cs: isize,
+pub(crate) struct MatMut<'a> {
+    pub(crate) data: &'a mut [f32],
+    pub(crate) rs: isize,
+    pub(crate) cs: isize,
 }
 
 impl<'a> MatMut<'a> {
     /// `data` seen with row stride `rs` and column stride `cs`; `T` is `f32` or
     /// `MaybeUninit<f32>` (gemm writes every element of the product when not accumulating).
-    pub(super) fn of<T>(data: &'a mut [T], rs: isize, cs: isize) -> Self {
+    pub(crate) fn of<T>(data: &'a mut [T], rs: isize, cs: isize) -> Self {
         const { assert!(std::mem::size_of::<T>() == 4 && std::mem::align_of::<T>() == 4) };
         // SAFETY: as in `Mat::of`; the view is only written through gemm, which stores whole
         // f32 values, so no uninitialised value is ever read.
@@ -46,17 +46,17 @@ impl<'a> MatMut<'a> {
         Self { data, rs, cs }
     }
 
-    pub(super) fn row_major<T>(data: &'a mut [T], rs: usize) -> Self {
+    pub(crate) fn row_major<T>(data: &'a mut [T], rs: usize) -> Self {
         Self::of(data, rs as isize, 1)
     }
 
-    pub(super) fn holds(&self, rows: usize, cols: usize) -> bool {
+    pub(crate) fn holds(&self, rows: usize, cols: usize) -> bool {
         reach(rows, cols, self.rs, self.cs) <= self.data.len()
     }
 }
 
 /// Elements a `rows × cols` matrix at non-negative strides `rs`, `cs` spans from its first.
-pub(super) fn reach(rows: usize, cols: usize, rs: isize, cs: isize) -> usize {
+pub(crate) fn reach(rows: usize, cols: usize, rs: isize, cs: isize) -> usize {
     debug_assert!(rs >= 0 && cs >= 0, "gemm views use non-negative strides");
     if rows == 0 || cols == 0 {
         return 0;
@@ -69,7 +69,7 @@ pub(super) fn reach(rows: usize, cols: usize, rs: isize, cs: isize) -> usize {
 /// # Safety
 /// When `accumulate`, `dst` must be initialised; the views' extents are checked in debug builds
 /// (a release build trusts the caller's shapes, as gemm reads and writes through raw pointers).
-pub(super) unsafe fn matmul(m: usize, n: usize, k: usize, dst: MatMut, a: Mat, b: Mat) {
+pub(crate) unsafe fn matmul(m: usize, n: usize, k: usize, dst: MatMut, a: Mat, b: Mat) {
     // SAFETY: not accumulating; the caller's extents, as this function's.
     unsafe { matmul_add(m, n, k, dst, a, b, false) }
 }
@@ -78,7 +78,7 @@ pub(super) unsafe fn matmul(m: usize, n: usize, k: usize, dst: MatMut, a: Mat, b
 ///
 /// # Safety
 /// As for [`matmul`].
-pub(super) unsafe fn matmul_add(
+pub(crate) unsafe fn matmul_add(
     m: usize,
     n: usize,
     k: usize,
@@ -93,7 +93,7 @@ pub(super) unsafe fn matmul_add(
     // SAFETY: each view spans its matrix (checked above in debug builds, the caller's contract
     // in release) and borrows its slice for the call, so nothing else writes `dst` meanwhile.
     unsafe {
-        gemm::gemm(
+        ::gemm::gemm(
             m,
             n,
             k,
