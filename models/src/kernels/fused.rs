@@ -441,24 +441,29 @@ impl CustomOp3 for BnGrad {
                 ]
             })
             .collect();
-        let mut out = vec![0f32; x.len() + 2 * c];
-        let (dx, tail) = out.split_at_mut(x.len());
-        dx.par_chunks_mut(c * s)
-            .zip(x.par_chunks(c * s).zip(g.par_chunks(c * s)))
-            .for_each(|(dxs, (xs, gs))| {
-                let planes = dxs.chunks_exact_mut(s).zip(xs.chunks_exact(s));
-                for (((d, x), g), (&[a, b, k], &m)) in
-                    planes.zip(gs.chunks_exact(s)).zip(coef.iter().zip(&centre))
-                {
-                    for ((d, &x), &g) in d.iter_mut().zip(x).zip(g) {
-                        *d = a * g + b * (x - m) + k;
-                    }
+        // SAFETY: the samples tile dx and each of their c planes of s is written; then the
+        // 2c values of the tail.
+        let out = unsafe {
+            filled(x.len() + 2 * c, |out| {
+                let (dx, tail) = out.split_at_mut(x.len());
+                dx.par_chunks_mut(c * s)
+                    .zip(x.par_chunks(c * s).zip(g.par_chunks(c * s)))
+                    .for_each(|(dxs, (xs, gs))| {
+                        let planes = dxs.chunks_exact_mut(s).zip(xs.chunks_exact(s));
+                        for (((d, x), g), (&[a, b, k], &m)) in
+                            planes.zip(gs.chunks_exact(s)).zip(coef.iter().zip(&centre))
+                        {
+                            for ((d, &x), &g) in d.iter_mut().zip(x).zip(g) {
+                                d.write(a * g + b * (x - m) + k);
+                            }
+                        }
+                    });
+                for ch in 0..c {
+                    tail[ch].write(dgamma[ch] as f32);
+                    tail[c + ch].write(dbeta[ch] as f32);
                 }
-            });
-        for ch in 0..c {
-            tail[ch] = dgamma[ch] as f32;
-            tail[c + ch] = dbeta[ch] as f32;
-        }
+            })
+        };
         Ok((CpuStorage::F32(out), Shape::from(x.len() + 2 * c)))
     }
 }

@@ -3,6 +3,7 @@
 use std::mem::MaybeUninit;
 
 use candle_core::{bail, CpuStorage, Layout, Result};
+use rayon::prelude::*;
 
 /// A vector of `len` f32 that `fill` writes in full: large outputs skip the zeroing that
 /// `vec![0.0; len]` does (measurable in a profile: docs/performance.md).
@@ -15,6 +16,19 @@ pub(crate) unsafe fn filled(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>
     // SAFETY: the caller's `fill` initialised all `len` elements.
     unsafe { v.set_len(len) };
     v
+}
+
+/// `len` zeros, written in parallel chunks: `vec![0.0; len]` zeroes on the calling thread alone
+/// while the other threads of a training step wait (a visible share of its serial part:
+/// docs/performance.md).
+pub(crate) fn zeroed(len: usize) -> Vec<f32> {
+    // SAFETY: the chunks tile the slice and every element of each is written.
+    unsafe {
+        filled(len, |v| {
+            v.par_chunks_mut(1 << 15)
+                .for_each(|c| c.fill(MaybeUninit::new(0.0)))
+        })
+    }
 }
 
 /// Where a contiguous tensor's elements lie in its storage.

@@ -11,7 +11,7 @@ use super::geometry::Geometry;
 use super::transpose::{channel_major, transpose, transpose_block};
 use super::{ConvKind, ConvSpec};
 use crate::kernels::gemm::{matmul, matmul_add, Mat, MatMut};
-use crate::kernels::storage::filled;
+use crate::kernels::storage::{filled, zeroed};
 
 /// Where a GEMM's im2col columns come from.
 #[derive(Clone, Copy)]
@@ -99,7 +99,7 @@ impl Plan {
         let k = n * g.cols();
         let image = &image[..n * g.image()];
         let planes = if g.phased() {
-            let mut planes = vec![0f32; n * g.phased_len()];
+            let mut planes = zeroed(n * g.phased_len());
             planes
                 .par_chunks_mut(g.phased_len())
                 .zip(image.par_chunks(g.image()))
@@ -204,7 +204,7 @@ impl Plan {
         // would be packed again by every group's GEMM.
         let mut wt = vec![0f32; rows * m];
         transpose(w, m, rows, &mut wt);
-        let mut out = vec![0f32; self.n * g.image()];
+        let mut out = zeroed(self.n * g.image());
         out.par_chunks_mut(group * g.image())
             .zip(matrix.par_chunks(group * m * cols))
             .for_each_init(
