@@ -295,7 +295,9 @@ impl CustomOp1 for LabelSum {
 
 /// Per-channel batch mean and biased variance, computed once by the forward pass and shared
 /// with the running-statistics update and the backward pass.
-pub(crate) type Moments = Arc<Mutex<Option<(Vec<f64>, Vec<f64>)>>>;
+pub(crate) type Moments = Arc<Mutex<Option<BatchMoments>>>;
+/// Batch mean and biased variance per channel.
+pub(crate) type BatchMoments = (Vec<f64>, Vec<f64>);
 
 /// Training-mode BatchNorm then activation: `(x, gamma, beta) → y`.
 struct BnAct {
@@ -307,11 +309,11 @@ struct BnAct {
 /// moments when given.
 struct BnGrad {
     eps: f64,
-    moments: Option<(Vec<f64>, Vec<f64>)>,
+    moments: Option<BatchMoments>,
 }
 
 /// Mean and biased variance of each channel, two-pass (centred squares) for stability.
-fn stats(x: &[f32], n: usize, c: usize, s: usize) -> (Vec<f64>, Vec<f64>) {
+fn stats(x: &[f32], n: usize, c: usize, s: usize) -> BatchMoments {
     let count = (n * s) as f64;
     let mean: Vec<f64> = channel_totals(x, (n, c, s))
         .into_iter()
@@ -333,7 +335,7 @@ pub(crate) fn bn_act(
     beta: &[f32],
     eps: f64,
     act: Activation,
-) -> Result<(Vec<f32>, (Vec<f64>, Vec<f64>))> {
+) -> Result<(Vec<f32>, BatchMoments)> {
     let (n, c, s) = ncs(dims)?;
     if gamma.len() != c || beta.len() != c {
         bail!("batch norm parameters do not match {c} channels");
@@ -355,7 +357,7 @@ pub(crate) fn bn_grads(
     gamma: &Tensor,
     dpre: &Tensor,
     eps: f64,
-    moments: Option<(Vec<f64>, Vec<f64>)>,
+    moments: Option<BatchMoments>,
 ) -> Result<(Tensor, Tensor)> {
     let packed = x.apply_op3_no_bwd(gamma, dpre, &BnGrad { eps, moments })?;
     let (numel, c) = (x.elem_count(), gamma.elem_count());
@@ -495,7 +497,7 @@ pub fn batch_norm_act(
 
 /// Batch moments as the `[2, C]` tensor (mean, then biased variance) the running-statistics
 /// update takes.
-pub(crate) fn moments_tensor((mean, var): (Vec<f64>, Vec<f64>)) -> Result<Tensor> {
+pub(crate) fn moments_tensor((mean, var): BatchMoments) -> Result<Tensor> {
     let c = mean.len();
     let values: Vec<f32> = mean.into_iter().chain(var).map(|v| v as f32).collect();
     Tensor::from_vec(values, (2, c), &candle_core::Device::Cpu)

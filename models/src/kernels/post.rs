@@ -8,12 +8,10 @@ use candle_core::{bail, Result, Tensor};
 use rayon::prelude::*;
 
 use crate::kernels::fused::{
-    affine_act, bn_act, bn_grads, ncs, with_activation, ActGrad, Activation, ChannelSum, LabelSum,
+    affine_act, bn_act, bn_grads, ncs, with_activation, ActGrad, Activation, BatchMoments,
+    ChannelSum, LabelSum,
 };
 use crate::kernels::storage::filled;
-
-/// Batch mean and biased variance per channel.
-pub(crate) type BatchMoments = (Vec<f64>, Vec<f64>);
 
 #[derive(Debug, Clone)]
 pub enum Post {
@@ -114,7 +112,7 @@ fn label_bias_act(
     act: Activation,
 ) -> Result<Vec<f32>> {
     let n = y.len() / (c * s);
-    let maps_len = extra.len().checked_sub(c).unwrap_or(0);
+    let maps_len = extra.len().saturating_sub(c);
     let classes = maps_len / (c * s);
     let fits = extra.len() >= c
         && maps_len == classes * c * s
