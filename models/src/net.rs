@@ -264,25 +264,34 @@ impl Net {
     /// after it as one op ([`conv::conv_then`]).
     fn fused_conv(&self, i: usize, x: &Tensor, pass: Pass) -> Result<Option<(Tensor, usize)>> {
         let layers = &self.config.layers;
-        let (kind, stride, padding, bias) = match &layers[i] {
+        let (kind, channels, stride, padding, bias) = match &layers[i] {
             Layer::Conv2d {
+                out_channels,
                 stride,
                 padding,
                 bias,
                 ..
-            } => (ConvKind::Conv, *stride, *padding, *bias),
+            } => (ConvKind::Conv, *out_channels, *stride, *padding, *bias),
             Layer::ConvTranspose2d {
+                out_channels,
                 stride,
                 padding,
                 bias,
                 ..
-            } => (ConvKind::Transposed, *stride, *padding, *bias),
+            } => (
+                ConvKind::Transposed,
+                *out_channels,
+                *stride,
+                *padding,
+                *bias,
+            ),
             _ => return Ok(None),
         };
         if !self.fast(x) {
             return Ok(None);
         }
-        let w = self.weight(i, pass)?;
+        // Decided before the weight is made: under spectral norm a training pass's `weight`
+        // advances the power iteration, which the unfused path would then do a second time.
         let (post, extra, consumed) = match layers.get(i + 1) {
             // A bias before BatchNorm (no config has one) stays on the unfused path.
             Some(Layer::BatchNorm2d { .. }) if pass.train && !bias => {
@@ -309,13 +318,13 @@ impl Net {
                 let extra = if bias {
                     self.get(i, "bias", pass)?
                 } else {
-                    let channels = w.dim(if kind == ConvKind::Conv { 0 } else { 1 })?;
                     Tensor::zeros(channels, DType::F32, x.device())?
                 };
                 let post = Post::BiasAct(act.unwrap_or(Activation::Identity));
                 (post, extra, 1 + act.is_some() as usize)
             }
         };
+        let w = self.weight(i, pass)?;
         let (y, stats) = conv::conv_then(kind, (x, &w), (stride, padding), post, &extra)?;
         if let Some(stats) = stats {
             let (n, _, h, wd) = y.dims4()?;
