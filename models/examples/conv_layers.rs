@@ -1,4 +1,5 @@
-//! Per-layer timing of the fast convolutions (forward; backward = input and weight gradients)
+//! Per-layer timing of the fast convolutions (forward; backward = input and weight gradients,
+//! less what the `sum_all` that seeds it costs)
 //! at the reference architectures' shapes, batch 64, in GFLOP/s: where a training step's
 //! convolution time goes. It sets up the process as `train` does (glibc keeps freed memory,
 //! candle's spinning element-wise pool stays at one thread), or it would time those instead:
@@ -65,20 +66,21 @@ fn main() -> candle_core::Result<()> {
                 y.elem_count(),
             ))
         };
-        let mut f = vec![];
-        let mut b = vec![];
-        let mut out = 0;
-        for i in 0..25 {
-            let (a, c, o) = run()?;
-            if i >= 5 {
-                f.push(a);
-                b.push(c);
-            }
-            out = o;
-        }
-        f.sort_by(f64::total_cmp);
-        b.sort_by(f64::total_cmp);
-        let (fm, bm) = (f[f.len() / 2], b[b.len() / 2]);
+        // What `sum_all`'s own backward costs (a gradient of ones of the output's shape, filled
+        // and added), timed on a variable of that shape and taken off the backward time.
+        let y = Var::zeros(
+            output_shape(t, (n, cout, side, s, p)),
+            candle_core::DType::F32,
+            &dev,
+        )?;
+        let seed = || -> candle_core::Result<(f64, f64, usize)> {
+            let t1 = Instant::now();
+            let g = y.sum_all()?.backward()?;
+            assert!(g.get(&y).is_some());
+            Ok((0.0, t1.elapsed().as_secs_f64(), 0))
+        };
+        let (fm, bm, out) = median(run)?;
+        let bm = bm - median(seed)?.1;
         // MACs: a conv's output element costs cin·k·k; a transposed conv's input element cout·k·k.
         let macs = if t {
             (n * cin * side * side * cout * 16) as f64
@@ -94,4 +96,35 @@ fn main() -> candle_core::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Medians of the forward and backward times over 20 runs after 5 warm-up runs.
+fn median(
+    run: impl Fn() -> candle_core::Result<(f64, f64, usize)>,
+) -> candle_core::Result<(f64, f64, usize)> {
+    let (mut f, mut b, mut out) = (vec![], vec![], 0);
+    for i in 0..25 {
+        let (a, c, o) = run()?;
+        if i >= 5 {
+            f.push(a);
+            b.push(c);
+        }
+        out = o;
+    }
+    f.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    Ok((f[f.len() / 2], b[b.len() / 2], out))
+}
+
+/// The output shape of the layer `(n, cout, side, stride, padding)` with a 4×4 kernel.
+fn output_shape(
+    transposed: bool,
+    (n, cout, side, s, p): (usize, usize, usize, usize, usize),
+) -> (usize, usize, usize, usize) {
+    let o = if transposed {
+        (side - 1) * s + 4 - 2 * p
+    } else {
+        (side + 2 * p - 4) / s + 1
+    };
+    (n, cout, o, o)
 }

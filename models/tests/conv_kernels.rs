@@ -95,6 +95,12 @@ fn matches_candle_on_the_reference_layers() {
         (false, [9, 8, 32, 32], [4, 8, 4, 4], 2, 1),
         (true, [9, 4, 16, 16], [4, 8, 4, 4], 2, 1),
         (false, [5, 1, 32, 32], [16, 1, 4, 4], 2, 1),
+        // A window covering the whole image (one GEMM over the batch), at either stride, with
+        // more samples than one work block.
+        (false, [37, 6, 3, 3], [5, 6, 3, 3], 1, 0),
+        (false, [37, 64, 4, 4], [1, 64, 4, 4], 2, 0),
+        (true, [37, 7, 1, 1], [7, 5, 3, 3], 2, 0),
+        (true, [19, 100, 1, 1], [100, 3, 4, 4], 1, 0),
     ];
     for (i, (t, x, w, s, p)) in cases.into_iter().enumerate() {
         let errs = check(t, x, w, s, p, i as u64);

@@ -60,6 +60,7 @@ macro_rules! with_avx2 {
 }
 
 // Declared after `with_avx2!` so that the macro is in scope inside them.
+mod dense;
 mod geometry;
 mod ops;
 mod plan;

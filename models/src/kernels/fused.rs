@@ -158,6 +158,28 @@ fn channel_totals(x: &[f32], dims: (usize, usize, usize)) -> Vec<f64> {
     channel_sums((x, x), dims, &vec![0.0; dims.1], |v, _, _| v)
 }
 
+/// `act(x + bias[c])` over `x` of shape `dims` (`[N, C, …]`): the bias + activation op's
+/// forward, shared with the fused convolution's.
+pub(crate) fn add_bias_act(
+    x: &[f32],
+    dims: &[usize],
+    bias: &[f32],
+    act: Activation,
+) -> Result<Vec<f32>> {
+    let (_, c, s) = ncs(dims)?;
+    if bias.len() != c {
+        bail!("bias of {} for {c} channels", bias.len());
+    }
+    Ok(affine_act(x, c, s, &vec![1.0; c], bias, act))
+}
+
+/// The gradients of `act(x + bias)`'s input and bias from its output `y` and gradient `dy`.
+pub(crate) fn bias_act_grads(y: &Tensor, dy: &Tensor, act: Activation) -> Result<(Tensor, Tensor)> {
+    let dpre = y.apply_op2_no_bwd(&dy.contiguous()?, &ActGrad(act))?;
+    let db = dpre.apply_op1_no_bwd(&ChannelSum)?;
+    Ok((dpre, db))
+}
+
 /// `y = act(x + bias[c])` (bias optional via `BiasAct::apply`).
 struct BiasAct(Activation);
 /// `(y, dy) → dy · act'(y)`.
@@ -177,12 +199,7 @@ impl CustomOp2 for BiasAct {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, b) = (slice(s1, l1)?, slice(s2, l2)?);
-        let (_, c, s) = ncs(l1.dims())?;
-        if b.len() != c {
-            bail!("bias of {} for {c} channels", b.len());
-        }
-        let y = affine_act(x, c, s, &vec![1.0; c], b, self.0);
+        let y = add_bias_act(slice(s1, l1)?, l1.dims(), slice(s2, l2)?, self.0)?;
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -193,8 +210,7 @@ impl CustomOp2 for BiasAct {
         y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dpre = y.apply_op2_no_bwd(&dy.contiguous()?, &ActGrad(self.0))?;
-        let db = dpre.apply_op1_no_bwd(&ChannelSum)?;
+        let (dpre, db) = bias_act_grads(y, dy, self.0)?;
         Ok((Some(dpre), Some(db)))
     }
 }

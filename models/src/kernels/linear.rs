@@ -26,8 +26,9 @@ struct GradWeight;
 
 /// `dst[m×n] = a[m×k]·b[k×n]`, `dst` and `a` row-major, split into blocks of `ROWS` rows.
 fn rows_times(m: usize, n: usize, k: usize, a: &[f32], b: Mat) -> Vec<f32> {
+    assert!(a.len() == m * k && b.holds(k, n), "rows_times shapes");
     // SAFETY: the blocks tile the output and gemm writes every element of each (not
-    // accumulating); `a` holds m×k and `b` is checked by the callers' shapes.
+    // accumulating); `a` holds m×k and `b` k×n (checked above).
     unsafe {
         filled(m * n, |dst| {
             dst.par_chunks_mut(ROWS * n)
@@ -41,6 +42,43 @@ fn rows_times(m: usize, n: usize, k: usize, a: &[f32], b: Mat) -> Vec<f32> {
                         MatMut::row_major(dst, n),
                         Mat::of(a, k as isize, 1),
                         b,
+                    )
+                })
+        })
+    }
+}
+
+/// `x[n×k] · w[m×k]ᵀ` (`[n, m]`), all row-major: the forward pass.
+pub(crate) fn times_wt((n, m, k): (usize, usize, usize), x: &[f32], w: &[f32]) -> Vec<f32> {
+    // wᵀ as a [K, M] view of the row-major [M, K] weight.
+    rows_times(n, m, k, x, Mat::of(w, 1, k as isize))
+}
+
+/// `dy[n×m] · w[m×k]` (`[n, k]`), all row-major: the input gradient.
+pub(crate) fn times_w((n, m, k): (usize, usize, usize), dy: &[f32], w: &[f32]) -> Vec<f32> {
+    rows_times(n, k, m, dy, Mat::of(w, k as isize, 1))
+}
+
+/// `dy[n×m]ᵀ · x[n×k]` (`[m, k]`), all row-major: the weight gradient, split by weight rows.
+pub(crate) fn t_times((n, m, k): (usize, usize, usize), dy: &[f32], x: &[f32]) -> Vec<f32> {
+    assert!(dy.len() == n * m && x.len() == n * k, "t_times shapes");
+    // SAFETY: the blocks of ROWS weight rows tile the output and gemm writes every element
+    // of each; block r reads dyᵀ's rows r·ROWS.. as columns of the row-major [N, M] dy (the
+    // lengths are checked above).
+    unsafe {
+        filled(m * k, |dst| {
+            dst.par_chunks_mut(ROWS * k)
+                .enumerate()
+                .for_each(|(b, dst)| {
+                    let rows = dst.len() / k;
+                    let dyt = Mat::of(&dy[b * ROWS..], 1, m as isize);
+                    matmul(
+                        rows,
+                        k,
+                        n,
+                        MatMut::row_major(dst, k),
+                        dyt,
+                        Mat::of(x, k as isize, 1),
                     )
                 })
         })
@@ -79,9 +117,7 @@ impl CustomOp2 for Forward {
                 self.out
             );
         }
-        let (x, w) = (slice(s1, l1)?, slice(s2, l2)?);
-        // wᵀ as a [K, M] view of the row-major [M, K] weight.
-        let y = rows_times(n, m, k, x, Mat::of(w, 1, k as isize));
+        let y = times_wt((n, m, k), slice(s1, l1)?, slice(s2, l2)?);
         let mut dims = vec![n];
         dims.extend(&self.out);
         Ok((CpuStorage::F32(y), Shape::from(dims)))
@@ -125,8 +161,7 @@ impl CustomOp2 for GradInput {
         let &[_, k] = l2.dims() else {
             bail!("linear weight must be [M, K], got {:?}", l2.dims())
         };
-        let (dy, w) = (slice(s1, l1)?, slice(s2, l2)?);
-        let dx = rows_times(n, k, m, dy, Mat::of(w, k as isize, 1));
+        let dx = times_w((n, m, k), slice(s1, l1)?, slice(s2, l2)?);
         Ok((CpuStorage::F32(dx), Shape::from(self.0.clone())))
     }
 }
@@ -144,27 +179,7 @@ impl CustomOp2 for GradWeight {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let ((n, m), (_, k)) = (samples(l1)?, samples(l2)?);
-        let (dy, x) = (slice(s1, l1)?, slice(s2, l2)?);
-        // SAFETY: the blocks of ROWS weight rows tile the output and gemm writes every element
-        // of each; block r reads dyᵀ's rows r·ROWS.. as columns of the row-major [N, M] dy.
-        let dw = unsafe {
-            filled(m * k, |dst| {
-                dst.par_chunks_mut(ROWS * k)
-                    .enumerate()
-                    .for_each(|(b, dst)| {
-                        let rows = dst.len() / k;
-                        let dyt = Mat::of(&dy[b * ROWS..], 1, m as isize);
-                        matmul(
-                            rows,
-                            k,
-                            n,
-                            MatMut::row_major(dst, k),
-                            dyt,
-                            Mat::of(x, k as isize, 1),
-                        )
-                    })
-            })
-        };
+        let dw = t_times((n, m, k), slice(s1, l1)?, slice(s2, l2)?);
         Ok((CpuStorage::F32(dw), Shape::from((m, k))))
     }
 }

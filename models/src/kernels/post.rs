@@ -8,8 +8,8 @@ use candle_core::{bail, Result, Tensor};
 use rayon::prelude::*;
 
 use crate::kernels::fused::{
-    affine_act, bn_act, bn_grads, ncs, with_activation, ActGrad, Activation, BatchMoments,
-    ChannelSum, LabelSum,
+    add_bias_act, bias_act_grads, bn_act, bn_grads, ncs, with_activation, ActGrad, Activation,
+    BatchMoments, ChannelSum, LabelSum,
 };
 use crate::kernels::storage::filled;
 
@@ -45,12 +45,7 @@ impl Post {
     ) -> Result<(Vec<f32>, Option<BatchMoments>)> {
         let (_, c, s) = ncs(dims)?;
         match self {
-            Post::BiasAct(act) => {
-                if extra.len() != c {
-                    bail!("bias of {} for {c} channels", extra.len());
-                }
-                Ok((affine_act(y, c, s, &vec![1.0; c], extra, *act), None))
-            }
+            Post::BiasAct(act) => Ok((add_bias_act(y, dims, extra, *act)?, None)),
             Post::BnAct { act, eps } => {
                 if extra.len() != 2 * c {
                     bail!("batch norm parameters of {} for {c} channels", extra.len());
@@ -75,20 +70,18 @@ impl Post {
         out: &Tensor,
         dout: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
-        let dpre = out.apply_op2_no_bwd(&dout.contiguous()?, &ActGrad(self.act()))?;
+        let dpre = || out.apply_op2_no_bwd(&dout.contiguous()?, &ActGrad(self.act()));
         match self {
-            Post::BiasAct(_) => {
-                let db = dpre.apply_op1_no_bwd(&ChannelSum)?;
-                Ok((dpre, db))
-            }
+            Post::BiasAct(act) => bias_act_grads(out, dout, *act),
             Post::BnAct { eps, .. } => {
                 let Some(pre) = pre else {
                     bail!("fused batch norm lost its input before the backward pass")
                 };
                 let c = extra.elem_count() / 2;
-                bn_grads(pre, &extra.narrow(0, 0, c)?, &dpre, *eps, moments)
+                bn_grads(pre, &extra.narrow(0, 0, c)?, &dpre()?, *eps, moments)
             }
             Post::LabelBiasAct { labels, .. } => {
+                let dpre = dpre()?;
                 let (_, c, s) = ncs(dpre.dims())?;
                 let op = LabelSum {
                     labels: labels.clone(),

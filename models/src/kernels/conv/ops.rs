@@ -40,6 +40,8 @@ impl Forward {
         let plan = Plan::new(self.spec, l1.dims(), l2.dims())?;
         let (x, w) = (slice(s1, l1)?, slice(s2, l2)?);
         Ok(match self.spec.kind {
+            ConvKind::Conv if plan.dense() => (plan.dense_matrix(x, w), plan.matrix_shape()),
+            ConvKind::Transposed if plan.dense() => (plan.dense_image(x, w), plan.image_shape()),
             ConvKind::Conv if plan.streams() => {
                 (plan.im2col_gemm(Source::Images(x), w), plan.matrix_shape())
             }
@@ -179,6 +181,13 @@ impl CustomOp2 for GradInput {
         let plan = Plan::new(self.0, &self.1, l2.dims())?;
         let (dy, w) = (slice(s1, l1)?, slice(s2, l2)?);
         Ok(match self.0.kind {
+            ConvKind::Conv if plan.dense() => {
+                (CpuStorage::F32(plan.dense_image(dy, w)), plan.image_shape())
+            }
+            ConvKind::Transposed if plan.dense() => (
+                CpuStorage::F32(plan.dense_matrix(dy, w)),
+                plan.matrix_shape(),
+            ),
             ConvKind::Conv => (CpuStorage::F32(plan.gemm_col2im(dy, w)), plan.image_shape()),
             ConvKind::Transposed if plan.streams() => (
                 CpuStorage::F32(plan.im2col_gemm(Source::Images(dy), w)),
@@ -210,6 +219,8 @@ impl CustomOp2 for GradWeight {
         let (x, dy) = (slice(s1, l1)?, slice(s2, l2)?);
         let cached = self.2.lock().expect("not poisoned").take();
         let dw = match (self.0.kind, cached) {
+            (ConvKind::Conv, _) if plan.dense() => plan.dense_weight_grad(dy, x),
+            (ConvKind::Transposed, _) if plan.dense() => plan.dense_weight_grad(x, dy),
             (ConvKind::Conv, _) if plan.streams() => plan.weight_grad_streamed(dy, x),
             (ConvKind::Transposed, _) if plan.streams() => plan.weight_grad_streamed(x, dy),
             (ConvKind::Conv, Some(patches)) => plan.weight_grad(dy, &patches),
