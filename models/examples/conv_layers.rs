@@ -37,7 +37,9 @@ fn main() -> candle_core::Result<()> {
     ];
     let filter = std::env::args().nth(1).unwrap_or_default();
     let n = 64;
-    println!("| layer | fwd ms | bwd ms | fwd GFLOP/s | bwd GFLOP/s |\n|---|---|---|---|---|");
+    println!(
+        "| layer | fwd ms | bwd ms | dx ms | dW ms | fwd GFLOP/s | bwd GFLOP/s | dx GFLOP/s | dW GFLOP/s |\n|---|---|---|---|---|---|---|---|---|"
+    );
     for (name, t, cin, cout, side, s, p) in layers {
         if !name.contains(filter.as_str()) {
             continue;
@@ -49,17 +51,20 @@ fn main() -> candle_core::Result<()> {
             (cout, cin, 4, 4)
         };
         let w = Var::from_tensor(&Tensor::randn(0f32, 0.02, wshape, &dev)?)?;
-        let run = || -> candle_core::Result<(f64, f64, usize)> {
+        // Times one forward and backward pass; the backward computes the gradients of the
+        // tensors given as variables only (x, w, or both). Alone, dx and dW each build the
+        // im2col columns that they share when both run.
+        let run = |x: &Tensor, w: &Tensor| -> candle_core::Result<(f64, f64, usize)> {
             let t0 = Instant::now();
             let y = if t {
-                conv_transpose2d(&x, &w, s, p)?
+                conv_transpose2d(x, w, s, p)?
             } else {
-                conv2d(&x, &w, s, p)?
+                conv2d(x, w, s, p)?
             };
             let t1 = Instant::now();
             let g = y.sum_all()?.backward()?;
             let t2 = Instant::now();
-            assert!(g.get(&w).is_some());
+            assert!(g.get(w).is_some() || g.get(x).is_some());
             Ok((
                 (t1 - t0).as_secs_f64(),
                 (t2 - t1).as_secs_f64(),
@@ -79,8 +84,11 @@ fn main() -> candle_core::Result<()> {
             assert!(g.get(&y).is_some());
             Ok((0.0, t1.elapsed().as_secs_f64(), 0))
         };
-        let (fm, bm, out) = median(run)?;
-        let bm = bm - median(seed)?.1;
+        let seeding = median(seed)?.1;
+        let (fm, bm, out) = median(|| run(&x, &w))?;
+        let dx = median(|| run(&x, &w.as_detached_tensor()))?.1 - seeding;
+        let dw = median(|| run(&x.as_detached_tensor(), &w))?.1 - seeding;
+        let bm = bm - seeding;
         // MACs: a conv's output element costs cin·k·k; a transposed conv's input element cout·k·k.
         let macs = if t {
             (n * cin * side * side * cout * 16) as f64
@@ -88,11 +96,15 @@ fn main() -> candle_core::Result<()> {
             (out * cin * 16) as f64
         };
         println!(
-            "| {name} | {:.3} | {:.3} | {:.0} | {:.0} |",
+            "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {:.0} | {:.0} | {:.0} | {:.0} |",
             fm * 1e3,
             bm * 1e3,
+            dx * 1e3,
+            dw * 1e3,
             2. * macs / fm / 1e9,
-            4. * macs / bm / 1e9
+            4. * macs / bm / 1e9,
+            2. * macs / dx / 1e9,
+            2. * macs / dw / 1e9
         );
     }
     Ok(())
