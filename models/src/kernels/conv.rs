@@ -12,6 +12,7 @@
 //! - `gemm_col2im`: image = col2im(Wᵀ · matrix)  (conv input grad, transposed-conv forward)
 //! - `weight_grad`: dW = Σₙ matrix · im2col(image)ᵀ      (both weight grads)
 //!
+//! A window covering the whole image makes im2col the identity; those layers skip it (`dense.rs`).
 //! Layers with few positions per sample build im2col for the whole batch once, and a Conv2d
 //! hands its columns from the forward to the backward pass; layers with many (16×16 and up)
 //! build them per sample group inside the thread that multiplies them, so the 13–67 MB batch
