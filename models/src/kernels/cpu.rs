@@ -17,6 +17,9 @@ pub struct Cache {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CpuInfo {
     pub model: String,
+    /// x86 `cpu family` and `model` numbers: a VM often names only the vendor ("AMD EPYC"),
+    /// and these tell the generation apart (family 25 is Zen 3/4, 26 Zen 5).
+    pub family_model: Option<(u32, u32)>,
     pub logical_cpus: usize,
     /// The SIMD extensions this process can use (detected, not parsed from flags).
     pub vector: Vec<&'static str>,
@@ -36,8 +39,16 @@ impl CpuInfo {
                 || std::env::consts::ARCH.to_string(),
                 |(_, v)| v.trim().to_string(),
             );
+        let number = |key: &str| {
+            cpuinfo
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim() == key)
+                .and_then(|(_, v)| v.trim().parse().ok())
+        };
         Self {
             model,
+            family_model: number("cpu family").zip(number("model")),
             logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             vector: vector_extensions(),
             caches: caches(),
@@ -135,11 +146,11 @@ fn size(kib: u64) -> String {
 
 impl fmt::Display for CpuInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "CPU: {} ({} logical CPUs)",
-            self.model, self.logical_cpus
-        )?;
+        write!(f, "CPU: {} (", self.model)?;
+        if let Some((family, model)) = self.family_model {
+            write!(f, "family {family} model {model}, ")?;
+        }
+        write!(f, "{} logical CPUs)", self.logical_cpus)?;
         write!(
             f,
             "; vector: {}",
@@ -195,5 +206,9 @@ mod tests {
             std::is_x86_feature_detected!("avx2")
         );
         assert!(line.starts_with("CPU: "), "{line}");
+        #[cfg(target_arch = "x86_64")]
+        if cfg!(target_os = "linux") {
+            assert!(cpu.family_model.is_some(), "{line}");
+        }
     }
 }
