@@ -31,21 +31,19 @@ impl CpuInfo {
     /// read stay empty.
     pub fn detect() -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let model = cpuinfo
-            .lines()
-            .find(|l| l.starts_with("model name") || l.starts_with("Model"))
-            .and_then(|l| l.split_once(':'))
-            .map_or_else(
-                || std::env::consts::ARCH.to_string(),
-                |(_, v)| v.trim().to_string(),
-            );
-        let number = |key: &str| {
+        // The value of the first `key : value` line named `key`.
+        let field = |key: &str| {
             cpuinfo
                 .lines()
                 .filter_map(|l| l.split_once(':'))
                 .find(|(k, _)| k.trim() == key)
-                .and_then(|(_, v)| v.trim().parse().ok())
+                .map(|(_, v)| v.trim())
         };
+        let number = |key: &str| field(key).and_then(|v| v.parse().ok());
+        // x86 names it `model name`, ARM boards `Model`.
+        let model = field("model name")
+            .or_else(|| field("Model"))
+            .map_or_else(|| std::env::consts::ARCH.to_string(), str::to_string);
         Self {
             model,
             family_model: number("cpu family").zip(number("model")),
