@@ -1,5 +1,5 @@
 //! Per-layer timing of the fast convolutions (forward; backward = input and weight gradients,
-//! less what the `sum_all` that seeds it costs)
+//! less what the `sum_all` that seeds it and candle's storing of the input's gradient cost)
 //! at the reference architectures' shapes, batch 64, in GFLOP/s: where a training step's
 //! convolution time goes. It sets up the process as `train` does (glibc keeps freed memory,
 //! candle's spinning element-wise pool stays at one thread), or it would time those instead:
@@ -72,23 +72,27 @@ fn main() -> candle_core::Result<()> {
             ))
         };
         // What `sum_all`'s own backward costs (a gradient of ones of the output's shape, filled
-        // and added), timed on a variable of that shape and taken off the backward time.
-        let y = Var::zeros(
-            output_shape(t, (n, cout, side, s, p)),
-            candle_core::DType::F32,
-            &dev,
-        )?;
-        let seed = || -> candle_core::Result<(f64, f64, usize)> {
-            let t1 = Instant::now();
-            let g = y.sum_all()?.backward()?;
-            assert!(g.get(&y).is_some());
-            Ok((0.0, t1.elapsed().as_secs_f64(), 0))
+        // and added), timed on a variable of that shape and taken off the backward time; and
+        // what candle's backprop costs to store a gradient of the input's shape (a zero
+        // tensor, then the gradient added to it), taken off the input gradient's time:
+        // PyTorch hands a leaf its gradient as is, and on the small-channel layers (a 64-channel
+        // input, a 3-channel output) that fill and add took as long as the kernel.
+        let seeding = |shape| -> candle_core::Result<f64> {
+            let y = Var::zeros(shape, candle_core::DType::F32, &dev)?;
+            let seed = || -> candle_core::Result<(f64, f64, usize)> {
+                let t1 = Instant::now();
+                let g = y.sum_all()?.backward()?;
+                assert!(g.get(&y).is_some());
+                Ok((0.0, t1.elapsed().as_secs_f64(), 0))
+            };
+            Ok(median(seed)?.1)
         };
-        let seeding = median(seed)?.1;
+        let seed_y = seeding(output_shape(t, (n, cout, side, s, p)))?;
+        let store_x = seeding((n, cin, side, side))?;
         let (fm, bm, out) = median(|| run(&x, &w))?;
-        let dx = median(|| run(&x, &w.as_detached_tensor()))?.1 - seeding;
-        let dw = median(|| run(&x.as_detached_tensor(), &w))?.1 - seeding;
-        let bm = bm - seeding;
+        let dx = median(|| run(&x, &w.as_detached_tensor()))?.1 - seed_y - store_x;
+        let dw = median(|| run(&x.as_detached_tensor(), &w))?.1 - seed_y;
+        let bm = bm - seed_y - store_x;
         // MACs: a conv's output element costs cin·k·k; a transposed conv's input element cout·k·k.
         let macs = if t {
             (n * cin * side * side * cout * 16) as f64

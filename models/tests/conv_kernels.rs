@@ -118,3 +118,52 @@ fn no_gradient_for_inputs_that_need_none() {
     assert!(grads.get(&x).is_none());
     assert!(grads.get(w.as_tensor()).is_some());
 }
+
+/// The output and both gradients come out bit-identical on 1, 2 and 3 threads, on the shapes
+/// whose work is split differently (a reduction split into fixed sample chunks, columns built
+/// per sample, samples grouped per GEMM): resume is bit-exact only if this holds.
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let cases = [
+        (true, [20, 64, 14, 14], [64, 1, 4, 4], 2, 1),
+        (false, [20, 11, 28, 28], [64, 11, 4, 4], 2, 1),
+        (true, [9, 16, 32, 32], [16, 3, 4, 4], 2, 1),
+        (false, [9, 3, 64, 64], [16, 3, 4, 4], 2, 1),
+        (false, [37, 64, 4, 4], [1, 64, 4, 4], 2, 0),
+        (true, [37, 100, 1, 1], [100, 32, 4, 4], 1, 0),
+    ];
+    for (i, (transposed, x_shape, w_shape, stride, pad)) in cases.into_iter().enumerate() {
+        let mut rng = ChaCha8Rng::seed_from_u64(i as u64);
+        let x = random(&mut rng, &x_shape);
+        let w = random(&mut rng, &w_shape);
+        let bits = |threads: usize| -> Vec<Vec<u32>> {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let y = if transposed {
+                    conv::conv_transpose2d(x.as_tensor(), w.as_tensor(), stride, pad)
+                } else {
+                    conv::conv2d(x.as_tensor(), w.as_tensor(), stride, pad)
+                }
+                .unwrap();
+                let grads = gradients(&y, &[x.as_tensor(), w.as_tensor()]);
+                std::iter::once(y)
+                    .chain(grads)
+                    .map(|t| {
+                        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                        v.into_iter().map(f32::to_bits).collect()
+                    })
+                    .collect()
+            })
+        };
+        let one = bits(1);
+        for threads in [2, 3] {
+            assert!(
+                bits(threads) == one,
+                "{x_shape:?} {w_shape:?}: {threads} threads differ from one"
+            );
+        }
+    }
+}

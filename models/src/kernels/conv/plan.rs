@@ -26,9 +26,14 @@ pub(super) enum Source<'a> {
 /// instead of for the whole batch: the 64×64 DCGAN's 32×32 and 64×64 layers, whose batch
 /// columns (13–67 MB) otherwise go out to memory and back.
 pub(super) const STREAM_MIN_COLS: usize = 256;
-/// Fixed sample chunks of a streamed weight gradient, summed in order (shape-only, so the
-/// result does not depend on the thread count).
+/// The pieces a weight gradient is split into across threads: fixed sample chunks summed in
+/// order, or fixed blocks of its columns (shape-only, so the result does not depend on the
+/// thread count).
 pub(super) const WEIGHT_CHUNKS: usize = 8;
+/// dW columns (image-side channels × k²) below which a batch weight gradient splits its
+/// reduction into [`WEIGHT_CHUNKS`] instead of its columns: split by columns across threads,
+/// MNIST G's last layer (16 columns) ran 4-column GEMMs, bound by loading the other operand.
+pub(super) const SPLIT_K_BELOW_ROWS: usize = 48;
 
 /// Shapes of one call: batch, window geometry, matrix-side channels.
 #[derive(Debug, Clone, Copy)]
@@ -243,11 +248,13 @@ impl Plan {
         out
     }
 
-    /// dW = Σₙ matrix[n] · im2col(image[n])ᵀ, as one GEMM with the batch folded into K
-    /// (`patches` from [`Plan::patches`]), split into column blocks across threads. gemm reads
-    /// both operands along their contiguous dimension: the matrix side transposed per sample to
-    /// `[N·cols, m]`, and dW written column-major, then transposed. In their natural layouts
-    /// gemm packed the patches (rows × K, rows K floats apart), a cost docs/performance.md measures.
+    /// dW = Σₙ matrix[n] · im2col(image[n])ᵀ, with the batch folded into K (`patches` from
+    /// [`Plan::patches`]). gemm reads both operands along their contiguous dimension: the
+    /// matrix side transposed per sample to `[N·cols, m]`, and dW written column-major, then
+    /// transposed. In their natural layouts gemm packed the patches (rows × K, rows K floats
+    /// apart), a cost docs/performance.md measures. Split across threads by blocks of dW's
+    /// columns, or, where dW has too few of them ([`SPLIT_K_BELOW_ROWS`]), by fixed chunks
+    /// of samples summed in order.
     pub(super) fn weight_grad(&self, matrix: &[f32], patches: &[f32]) -> Vec<f32> {
         let (g, m, n) = (self.g, self.m, self.n);
         let (rows, cols) = (g.rows(), g.cols());
@@ -256,21 +263,42 @@ impl Plan {
         mt.par_chunks_mut(cols * m)
             .zip(matrix.par_chunks(m * cols))
             .for_each(|(dst, src)| transpose_block(src, m, cols, 0, dst));
-        let blocks = (rayon::current_num_threads() * 2).clamp(1, rows);
-        let width = rows.div_ceil(blocks);
-        let mut dwt = vec![0f32; rows * m];
-        dwt.par_chunks_mut(width * m)
-            .enumerate()
-            .for_each(|(b, dst)| {
-                let a = Mat::of(&mt, 1, m as isize);
-                // Columns b·width.. of im2col(image)ᵀ: element (j, r) at r·k + j.
-                let bt = Mat::of(&patches[b * width * k..], 1, k as isize);
-                let n = dst.len() / m;
-                let out = MatMut::of(dst, 1, m as isize);
-                // SAFETY: dst holds columns b·width.. of the column-major m × rows dW; mt is
-                // m × k column-major; the patches are rows × k.
-                unsafe { matmul(m, n, k, out, a, bt) }
-            });
+        let dwt = if rows < SPLIT_K_BELOW_ROWS {
+            let per = n.div_ceil(WEIGHT_CHUNKS) * cols;
+            let partials: Vec<Vec<f32>> = mt
+                .par_chunks(per * m)
+                .enumerate()
+                .map(|(c, a)| {
+                    let mut part = vec![0f32; rows * m];
+                    let a = Mat::of(a, 1, m as isize);
+                    let bt = Mat::of(&patches[c * per..], 1, k as isize);
+                    let out = MatMut::of(&mut part, 1, m as isize);
+                    // SAFETY: part is the column-major m × rows dW; a is m × (its length / m)
+                    // column-major; the patches are rows × k, read from column c·per.
+                    unsafe { matmul(m, rows, a.data.len() / m, out, a, bt) }
+                    part
+                })
+                .collect();
+            sum_in_order(partials, rows * m)
+        } else {
+            // Fixed blocks, not one per thread: gemm picks its K blocking from the GEMM's
+            // width, so a width that followed the thread count changed the rounding.
+            let width = rows.div_ceil(WEIGHT_CHUNKS);
+            let mut dwt = vec![0f32; rows * m];
+            dwt.par_chunks_mut(width * m)
+                .enumerate()
+                .for_each(|(b, dst)| {
+                    let a = Mat::of(&mt, 1, m as isize);
+                    // Columns b·width.. of im2col(image)ᵀ: element (j, r) at r·k + j.
+                    let bt = Mat::of(&patches[b * width * k..], 1, k as isize);
+                    let n = dst.len() / m;
+                    let out = MatMut::of(dst, 1, m as isize);
+                    // SAFETY: dst holds columns b·width.. of the column-major m × rows dW; mt is
+                    // m × k column-major; the patches are rows × k.
+                    unsafe { matmul(m, n, k, out, a, bt) }
+                });
+            dwt
+        };
         let mut dw = vec![0f32; m * rows];
         transpose(&dwt, rows, m, &mut dw);
         dw
@@ -278,52 +306,55 @@ impl Plan {
 
     /// [`Plan::weight_grad`] with the columns built per sample inside each thread (layers that
     /// [`Plan::streams`]), summed per [`WEIGHT_CHUNKS`] chunk and the chunks added in order.
+    /// As there, both operands reach gemm along their contiguous dimension: each sample's
+    /// matrix side is transposed to `[cols, m]` first, since gemm's own packing of it
+    /// (a strided gather per sample) took longer than the product on the small-channel layers
+    /// (docs/performance.md).
     pub(super) fn weight_grad_streamed(&self, matrix: &[f32], images: &[f32]) -> Vec<f32> {
         let (g, m) = (self.g, self.m);
         let (rows, cols) = (g.rows(), g.cols());
         let per = self.n.div_ceil(WEIGHT_CHUNKS);
-        let column_major = m < rows;
         let partials: Vec<Vec<f32>> = images[..self.n * g.image()]
             .par_chunks(per * g.image())
             .zip(matrix.par_chunks(per * m * cols))
             .map(|(images, matrices)| {
                 let mut sum = vec![0f32; m * rows];
                 let mut columns = vec![MaybeUninit::uninit(); rows * cols];
+                let mut dyt = vec![0f32; cols * m];
                 let mut scratch = Vec::new();
                 let samples = images
                     .chunks_exact(g.image())
                     .zip(matrices.chunks_exact(m * cols));
                 for (s, (image, dy)) in samples.enumerate() {
                     g.im2col(image, &mut columns, &mut scratch);
-                    let a = Mat::of(dy, cols as isize, 1);
+                    transpose_block(dy, m, cols, 0, &mut dyt);
+                    let a = Mat::of(&dyt, 1, m as isize);
                     // im2col(image)ᵀ: element (j, r) at r·cols + j; written in full above.
                     let bt = Mat::of(&columns, 1, cols as isize);
-                    // gemm packs dy (m × cols) for a column-major dW, the columns (rows × cols)
-                    // for a row-major one: the smaller of the two.
-                    let out = if column_major {
-                        MatMut::of(&mut sum, 1, m as isize)
-                    } else {
-                        MatMut::row_major(&mut sum, rows)
-                    };
-                    // SAFETY: sum is m×rows (initialised: zeros, then earlier products); dy is
-                    // m×cols; the columns are rows×cols.
+                    let out = MatMut::of(&mut sum, 1, m as isize);
+                    // SAFETY: sum is the column-major m×rows dW (initialised: zeros, then
+                    // earlier products); dyt is m×cols column-major; the columns are rows×cols.
                     unsafe { matmul_add(m, rows, cols, out, a, bt, s > 0) }
                 }
                 sum
             })
             .collect();
-        let mut parts = partials.into_iter();
-        let mut sum = parts.next().unwrap_or_else(|| vec![0f32; m * rows]);
-        for part in parts {
-            for (d, p) in sum.iter_mut().zip(&part) {
-                *d += p;
-            }
-        }
-        if !column_major {
-            return sum;
-        }
+        let sum = sum_in_order(partials, m * rows);
         let mut dw = vec![0f32; m * rows];
         transpose(&sum, rows, m, &mut dw);
         dw
     }
+}
+
+/// The element-wise sum of `parts` (each `len` long), added in order so the result depends on
+/// the chunking only, never on which thread finished first.
+fn sum_in_order(parts: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
+    let mut parts = parts.into_iter();
+    let mut sum = parts.next().unwrap_or_else(|| vec![0f32; len]);
+    for part in parts {
+        for (d, p) in sum.iter_mut().zip(&part) {
+            *d += p;
+        }
+    }
+    sum
 }
