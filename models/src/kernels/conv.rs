@@ -19,9 +19,11 @@
 //! columns never go out to memory and back. At stride 2 the columns come from the image's 2×2
 //! phase planes (`Geometry::phased`), so they are contiguous copies.
 //!
-//! Work is split across rayon threads by sample, row or column block: never by the reduction
-//! dimension (a streamed weight gradient sums fixed chunks of samples, added in order), so
-//! results do not depend on scheduling (resume stays bit-exact).
+//! Work is split across rayon threads by sample, row or column block, and a weight gradient's
+//! reduction only into fixed chunks of samples added in order; every split depends on the
+//! shapes alone, never on the thread count (gemm's own blocking follows the GEMM's shape, so a
+//! per-thread split would change the rounding), so results are the same on any machine and
+//! resume stays bit-exact.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConvKind {
