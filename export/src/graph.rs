@@ -141,6 +141,8 @@ pub fn build_model(loaded: &LoadedGenerator, model_name: &str) -> Result<ModelPr
 
     // Conditioning: one_hot(label) ++ z, inside the graph.
     let mut x = INPUT_Z.to_string();
+    // The conditions' one-hot codes, `[N, classes]`, for class affine layers.
+    let mut code = None;
     if g.num_classes > 0 {
         inputs.push(value_info(INPUT_LABEL, data_type::INT64, &[None]));
         let depth = b.int64s("one_hot.depth".into(), &[], &[g.num_classes as i64]);
@@ -158,6 +160,7 @@ pub fn build_model(loaded: &LoadedGenerator, model_name: &str) -> Result<ModelPr
             vec![int("axis", 1)],
         );
         x = "generator_input".into();
+        code = Some("one_hot");
     }
     // Attributes: each column's one-hot code, laid end to end (column k's classes after the
     // classes of columns 0..k), ++ z: the class indices shifted by their column's offset, one
@@ -203,6 +206,7 @@ pub fn build_model(loaded: &LoadedGenerator, model_name: &str) -> Result<ModelPr
             vec![int("axis", 1)],
         );
         x = "generator_input".into();
+        code = Some("attribute_codes");
     }
 
     let last = layers.len() - 1;
@@ -267,6 +271,26 @@ pub fn build_model(loaded: &LoadedGenerator, model_name: &str) -> Result<ModelPr
                         string("nearest_mode", "floor"),
                     ],
                 )
+            }
+            // x · (1 + code·gain) + code·shift, the per-sample terms shaped [N, C, 1, 1].
+            Layer::ClassAffine { channels, .. } => {
+                let Some(code) = code else {
+                    return Err(ExportError::Invalid(
+                        "a class affine layer needs a conditional generator".into(),
+                    ));
+                };
+                let shape = b.int64s(format!("l{i}.shape"), &[4], &[-1, *channels as i64, 1, 1]);
+                let one = b.floats(format!("l{i}.one"), &[], &[1.0]);
+                let (gain, shift) = (&params[0], &params[1]);
+                // Intermediate names; the layer's initializers are `l{i}.gain` and `l{i}.shift`.
+                let t = |what: &str| format!("l{i}.affine_{what}");
+                b.node("MatMul", &[code, gain], &t("gain_nc"), vec![]);
+                b.node("Add", &[&t("gain_nc"), &one], &t("scale_nc"), vec![]);
+                b.node("Reshape", &[&t("scale_nc"), &shape], &t("scale"), vec![]);
+                b.node("MatMul", &[code, shift], &t("shift_nc"), vec![]);
+                b.node("Reshape", &[&t("shift_nc"), &shape], &t("shift"), vec![]);
+                b.node("Mul", &[&x, &t("scale")], &t("scaled"), vec![]);
+                b.node("Add", &[&t("scaled"), &t("shift")], &out, vec![])
             }
             Layer::Relu => b.node("Relu", &[&x], &out, vec![]),
             Layer::LeakyRelu { slope } => b.node(

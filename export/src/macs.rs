@@ -43,8 +43,8 @@ fn floats(t: &TensorProto) -> Vec<f32> {
         .collect()
 }
 
-/// Σ over the graph's Gemm, Conv and ConvTranspose nodes of their multiply-accumulates for one
-/// sample.
+/// Σ over the graph's Gemm, MatMul, Conv, ConvTranspose and Mul nodes of their
+/// multiply-accumulates for one sample.
 pub fn graph_macs(model: &ModelProto) -> Result<u64> {
     let graph = model
         .graph
@@ -125,6 +125,21 @@ pub fn graph_macs(model: &ModelProto) -> Result<u64> {
                     })
                     .sum::<Result<usize>>()?;
                 (vec![width], 0)
+            }
+            // A code `[classes]` times an initializer `[classes, C]`.
+            "MatMul" => match (&input(0)?[..], &weight(1)?[..]) {
+                ([k], [rows, cols]) if k == rows => (vec![*cols], (rows * cols) as u64),
+                _ => {
+                    return Err(invalid(
+                        "MatMul does not take a vector times a matrix".into(),
+                    ))
+                }
+            },
+            // An element-wise scale (a class affine layer's): one multiply per element.
+            "Mul" => {
+                let x = input(0)?.clone();
+                let n = x.iter().product::<usize>() as u64;
+                (x, n)
             }
             "Gemm" => match weight(1)?[..] {
                 [out, inp] => (vec![out], (out * inp) as u64),

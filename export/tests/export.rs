@@ -40,6 +40,14 @@ fn info(classes: usize) -> DatasetInfo {
 fn saved_generator(dir: &Path, config: &ModelConfig) -> std::path::PathBuf {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let g = Generator::init(config.generator.clone(), &mut rng, &Device::Cpu).unwrap();
+    // Class affine layers start at zero; values of the order of their inputs' make a wrong
+    // graph show.
+    for (name, var) in g.net.params.trainable() {
+        if name.ends_with(".gain") || name.ends_with(".shift") {
+            let values = Tensor::randn(0f32, 0.5, var.shape(), &Device::Cpu).unwrap();
+            var.set(&values).unwrap();
+        }
+    }
     for step in 0..3 {
         let z = (Tensor::randn(0f32, 1.0, (8, config.generator.latent_dim), &Device::Cpu).unwrap()
             * (1.0 + step as f64))
@@ -59,7 +67,7 @@ fn parity(config: ModelConfig) {
     let loaded = load_generator(&saved_generator(dir.path(), &config), &Device::Cpu).unwrap();
     let bytes = onnx_bytes(&loaded, "test-model").unwrap();
     let results = verify(&bytes, &loaded, &[1, 3, 64], 11, None)
-        .expect("ONNX Runtime must be installed: scripts/fetch-onnxruntime");
+        .expect("verify with ONNX Runtime (installed by scripts/fetch-onnxruntime)");
     assert_eq!(results.len(), 3);
     for r in results {
         assert!(
@@ -103,8 +111,37 @@ fn attribute_dcgan64() -> ModelConfig {
         minibatch_stddev: true,
         spectral_norm: false,
         upsample: false,
+        class_bn: false,
     };
     arch.config(info).unwrap()
+}
+
+#[test]
+fn class_bn_dcgan64_parity_and_macs() {
+    let mut config = attribute_dcgan64();
+    let Architecture::Dcgan64 { class_bn, .. } = &mut config.architecture else {
+        unreachable!()
+    };
+    *class_bn = true;
+    let config = config.architecture.config(config.dataset.clone()).unwrap();
+    let affines = config
+        .generator
+        .net
+        .layers
+        .iter()
+        .filter(|l| matches!(l, Layer::ClassAffine { .. }))
+        .count();
+    assert_eq!(affines, 4, "one after each of G's BatchNorms");
+    parity(config.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = load_generator(&saved_generator(dir.path(), &config), &Device::Cpu).unwrap();
+    let model = build_model(&loaded, "faces-attr").unwrap();
+    let plain = attribute_dcgan64().generator.net.macs().unwrap();
+    let macs = graph_macs(&model).unwrap();
+    assert_eq!(macs, config.generator.net.macs().unwrap());
+    // ngf 16 (128, 64, 32, 16 channels), 3 + 2 + 4 classes: the code products and the scaling.
+    let extra = 2 * (3 + 2 + 4) * (128 + 64 + 32 + 16) + 128 * 16 + 64 * 64 + 32 * 256 + 16 * 1024;
+    assert_eq!(macs - plain, extra as u64);
 }
 
 #[test]
@@ -171,6 +208,7 @@ fn upsampling_dcgan64() -> ModelConfig {
         minibatch_stddev: true,
         spectral_norm: false,
         upsample: true,
+        class_bn: false,
     };
     arch.config(info(0)).unwrap()
 }

@@ -63,6 +63,15 @@ pub enum Layer {
         inputs: usize,
         classes: usize,
     },
+    /// The class part of conditional BatchNorm (de Vries et al. 2017; SNGAN's and BigGAN's
+    /// generators), after a BatchNorm: each sample's channels scaled by `1 + code·gain` and
+    /// shifted by `code·shift`, `code` being its conditions' one-hot codes laid end to end
+    /// (`classes` wide). Every attribute then steers every resolution, not only G's input. Zero
+    /// at the start (SNGAN's per-class γ = 1, β = 0): a plain BatchNorm.
+    ClassAffine {
+        channels: usize,
+        classes: usize,
+    },
 }
 
 /// Elements of a shape, or None when the product overflows.
@@ -152,6 +161,12 @@ impl Layer {
                     "batch_norm2d expects [{channels}, H, W], got {input:?}"
                 )),
             },
+            Layer::ClassAffine { channels, classes } => match input {
+                [c, _, _] if c == channels && *classes > 0 => Ok(input.to_vec()),
+                _ => bad(format!(
+                    "class_affine over {classes} classes expects [{channels}, H, W], got {input:?}"
+                )),
+            },
             Layer::Reshape { shape } => {
                 if !shape.contains(&0) && volume(shape).is_some() && volume(shape) == volume(input)
                 {
@@ -216,6 +231,9 @@ impl Layer {
                 ..
             } => product(&[n(input), *out_channels, *kernel, *kernel]),
             Layer::Projection { inputs, .. } => product(&[2, *inputs]),
+            // The two code products, then one multiply-add per element.
+            Layer::ClassAffine { channels, classes } => Ok(product(&[2, *classes, *channels])?
+                + volume(input).expect("output_shape checked it") as u64),
             _ => Ok(0),
         }
     }
@@ -283,6 +301,10 @@ impl Layer {
                 ("weight", vec![1, *inputs]),
                 ("bias", vec![1]),
                 ("embed", vec![*classes, *inputs]),
+            ],
+            Layer::ClassAffine { channels, classes } => vec![
+                ("gain", vec![*classes, *channels]),
+                ("shift", vec![*classes, *channels]),
             ],
             _ => vec![],
         }
@@ -456,6 +478,10 @@ pub enum Architecture {
         /// stride-2 G of the same widths.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         upsample: bool,
+        /// Attribute-conditional G only: a [`Layer::ClassAffine`] after each of its BatchNorms
+        /// (conditional BatchNorm), besides the codes at its input.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        class_bn: bool,
     },
 }
 
@@ -478,6 +504,7 @@ impl Architecture {
                 minibatch_stddev: false,
                 spectral_norm: false,
                 upsample: false,
+                class_bn: false,
             }),
             other => Err(ModelError::UnknownArchitecture(other.to_string())),
         }
@@ -519,6 +546,7 @@ impl Architecture {
                 minibatch_stddev,
                 spectral_norm,
                 upsample,
+                class_bn,
             } => dcgan64(
                 channels,
                 Widths { latent, ngf, ndf },
@@ -531,8 +559,9 @@ impl Architecture {
                     minibatch_stddev,
                     spectral_norm,
                     upsample,
+                    class_bn,
                 },
-            ),
+            )?,
         };
         if matches!(self, Architecture::MnistCdcgan { .. }) && !dataset.attributes.is_empty() {
             return Err(ModelError::InvalidConfig(
@@ -642,6 +671,26 @@ impl ModelConfig {
         if g.net.spectral_norm {
             return Err(ModelError::InvalidConfig(
                 "spectral norm is a discriminator option; exports assume a plain generator".into(),
+            ));
+        }
+        for layer in &g.net.layers {
+            match layer {
+                Layer::ClassAffine { classes, .. } if *classes != total || total == 0 => {
+                    return Err(ModelError::InvalidConfig(format!(
+                        "a generator class affine layer takes {classes} classes, its conditions \
+                         have {total}"
+                    )))
+                }
+                _ => {}
+            }
+        }
+        if d.net
+            .layers
+            .iter()
+            .any(|l| matches!(l, Layer::ClassAffine { .. }))
+        {
+            return Err(ModelError::InvalidConfig(
+                "class affine layers belong in a generator".into(),
             ));
         }
         let image = self.image_shape()?;
@@ -846,6 +895,7 @@ struct Dcgan64Options {
     minibatch_stddev: bool,
     spectral_norm: bool,
     upsample: bool,
+    class_bn: bool,
 }
 
 /// PyTorch examples/dcgan at 64×64; with `attributes` (class counts) G takes their one-hot
@@ -859,9 +909,27 @@ fn dcgan64(
         minibatch_stddev,
         spectral_norm,
         upsample,
+        class_bn,
     }: Dcgan64Options,
-) -> (GeneratorConfig, DiscriminatorConfig) {
+) -> Result<(GeneratorConfig, DiscriminatorConfig)> {
     let codes: usize = attributes.iter().sum();
+    if class_bn && codes == 0 {
+        return Err(ModelError::InvalidConfig(
+            "class-conditional BatchNorm needs attributes (train with --labels)".into(),
+        ));
+    }
+    // BatchNorm, its class part when asked for, ReLU.
+    let normalised = |channels: usize| {
+        let mut layers = vec![Layer::BatchNorm2d { channels }];
+        if class_bn {
+            layers.push(Layer::ClassAffine {
+                channels,
+                classes: codes,
+            });
+        }
+        layers.push(Layer::Relu);
+        layers
+    };
     // Each step doubles the side: 4×4 → 8×8 → … → 64×64.
     let double = |cin: usize, cout: usize, bias: bool| {
         if upsample {
@@ -887,15 +955,10 @@ fn dcgan64(
         convt(latent + codes, ngf * 8, 1, 0, false),
     ];
     for (cin, cout) in [(8, 4), (4, 2), (2, 1)] {
-        g.extend([
-            Layer::BatchNorm2d {
-                channels: ngf * cin,
-            },
-            Layer::Relu,
-        ]);
+        g.extend(normalised(ngf * cin));
         g.extend(double(ngf * cin, ngf * cout, false));
     }
-    g.extend([Layer::BatchNorm2d { channels: ngf }, Layer::Relu]);
+    g.extend(normalised(ngf));
     // The upsampling G's last convolution has a bias: no BatchNorm follows it to supply one.
     g.extend(double(ngf, channels, upsample));
     g.push(Layer::Tanh);
@@ -922,7 +985,7 @@ fn dcgan64(
             },
         ]);
     }
-    (
+    Ok((
         GeneratorConfig {
             latent_dim: latent,
             num_classes: 0,
@@ -942,7 +1005,7 @@ fn dcgan64(
                 spectral_norm,
             },
         },
-    )
+    ))
 }
 
 /// A padding-1 D convolution followed by BatchNorm, or, under spectral norm (which replaces
@@ -1199,6 +1262,7 @@ mod tests {
             minibatch_stddev: true,
             spectral_norm: false,
             upsample,
+            class_bn: false,
         };
         let faces = || DatasetInfo {
             class_names: vec![],

@@ -33,16 +33,25 @@ impl Generator {
     /// (attribute-conditional), required exactly when the model is conditional.
     pub fn forward_t(&self, z: &Tensor, labels: Option<&Tensor>, train: bool) -> Result<Tensor> {
         let classes = self.config.condition_classes();
-        let input = match (classes.is_empty(), labels) {
-            (true, None) => z.clone(),
-            (false, Some(labels)) => Tensor::cat(&[&one_hot(labels, &classes, z.device())?, z], 1)?,
+        let code = match (classes.is_empty(), labels) {
+            (true, None) => None,
+            (false, Some(labels)) => Some(one_hot(labels, &classes, z.device())?),
             _ => {
                 return Err(ModelError::InvalidConfig(format!(
                 "a generator with classes {classes:?} needs conditions exactly when it has classes"
             )))
             }
         };
-        self.net.forward_t(&input, train)
+        let input = match &code {
+            Some(code) => Tensor::cat(&[code, z], 1)?,
+            None => z.clone(),
+        };
+        let pass = Pass {
+            train,
+            frozen: false,
+            classify: false,
+        };
+        self.net.run(&input, None, code.as_ref(), pass)
     }
 }
 
@@ -125,7 +134,7 @@ impl Discriminator {
             }),
             _ => None,
         };
-        self.net.run(images, planes, pass)
+        self.net.run(images, planes, None, pass)
     }
 }
 

@@ -81,14 +81,16 @@ impl Net {
             frozen: false,
             classify: false,
         };
-        self.run(x, None, pass)
+        self.run(x, None, None, pass)
     }
 
-    /// The forward pass of `x`, with `planes` appended to its channels when given.
+    /// The forward pass of `x`, with `planes` appended to its channels when given; `code`
+    /// (f32 `[N, classes]`, the conditions' one-hot codes) feeds [`Layer::ClassAffine`] layers.
     pub(crate) fn run(
         &self,
         x: &Tensor,
         planes: Option<LabelPlanes>,
+        code: Option<&Tensor>,
         pass: Pass,
     ) -> Result<Tensor> {
         let layers = &self.config.layers;
@@ -152,7 +154,7 @@ impl Net {
                         2 + fused.is_some() as usize,
                     )
                 }
-                _ => self.layer(i, &layers[i], &x, pass, fused, labels)?,
+                _ => self.layer(i, &layers[i], &x, pass, fused, (labels, code))?,
             };
             x = y;
             i += consumed;
@@ -341,7 +343,7 @@ impl Net {
         x: &Tensor,
         pass: Pass,
         act: Option<Activation>,
-        labels: Option<LabelPlanes>,
+        (labels, code): (Option<LabelPlanes>, Option<&Tensor>),
     ) -> Result<(Tensor, usize)> {
         let fast = self.fast(x);
         let consumed = 1 + act.is_some() as usize;
@@ -412,6 +414,21 @@ impl Net {
                 x.maximum(&(x * *slope)?)?
             }
             Layer::Tanh => x.tanh()?,
+            Layer::ClassAffine { .. } => {
+                let Some(code) = code else {
+                    return Err(ModelError::InvalidConfig(
+                        "a class affine layer needs the conditions".into(),
+                    ));
+                };
+                let (n, c) = (x.dim(0)?, x.dim(1)?);
+                let per_sample = |name| -> Result<Tensor> {
+                    Ok(code
+                        .matmul(&self.get(i, name, pass)?)?
+                        .reshape((n, c, 1, 1))?)
+                };
+                x.broadcast_mul(&(per_sample("gain")? + 1.0)?)?
+                    .broadcast_add(&per_sample("shift")?)?
+            }
             Layer::Projection { .. } => {
                 let Some(labels) = labels else {
                     return Err(ModelError::InvalidConfig(
@@ -596,6 +613,57 @@ mod tests {
             v = w.iter().map(|x| x / norm).collect();
         }
         s
+    }
+
+    #[test]
+    fn class_affine_scales_and_shifts_each_sample_by_its_classes() {
+        // Two columns of 2 and 1 classes: codes laid end to end are 3 wide.
+        let config = NetConfig {
+            input: vec![2, 1, 2],
+            layers: vec![Layer::ClassAffine {
+                channels: 2,
+                classes: 3,
+            }],
+            spectral_norm: false,
+        };
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3);
+        let params = Params::init(&config, "g", &mut rng, &Device::Cpu).unwrap();
+        let set = |name: &str, rows: [[f32; 2]; 3]| {
+            let t = Tensor::new(&rows, &Device::Cpu).unwrap();
+            params.get(name).unwrap().set(&t).unwrap();
+        };
+        set("g.0.gain", [[0.5, -1.0], [2.0, 0.0], [0.25, 0.5]]);
+        set("g.0.shift", [[1.0, 0.0], [0.0, 3.0], [-1.0, 2.0]]);
+        let net = Net::new(config, "g", params);
+        let x = Tensor::new(
+            &[[[[1f32, 2.]], [[3., 4.]]], [[[5., 6.]], [[7., 8.]]]],
+            &Device::Cpu,
+        )
+        .unwrap();
+        // Sample 0 is class 0 of column 0, sample 1 class 1; both class 0 of column 1 (code 2).
+        let code = Tensor::new(&[[1f32, 0., 1.], [0., 1., 1.]], &Device::Cpu).unwrap();
+        let pass = Pass {
+            train: false,
+            frozen: false,
+            classify: false,
+        };
+        let y = net.run(&x, None, Some(&code), pass).unwrap();
+        // Scales 1 + gain rows summed: sample 0 (1.75, 0.5), sample 1 (3.25, 1.5); shifts
+        // (0, 2) and (-1, 5).
+        let expected = [
+            1.75,
+            3.5,
+            1.5 + 2.,
+            2. + 2.,
+            5. * 3.25 - 1.,
+            6. * 3.25 - 1.,
+            15.5,
+            17.,
+        ];
+        let y: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(y, expected);
+        let e = net.run(&x, None, None, pass).unwrap_err().to_string();
+        assert!(e.contains("needs the conditions"), "{e}");
     }
 
     #[test]

@@ -59,6 +59,20 @@ fn conditions(info: &DatasetInfo, batch: usize) -> Option<Tensor> {
     })
 }
 
+/// Class affine layers start at zero (a plain BatchNorm); fixed non-zero values make their
+/// forward count too.
+fn give_class_affines_values(g: &Generator) {
+    for (name, var) in g.net.params.trainable() {
+        if name.ends_with(".gain") || name.ends_with(".shift") {
+            let values: Vec<f32> = (0..var.elem_count())
+                .map(|i| ((i * 53) % 97) as f32 / 97.0 - 0.5)
+                .collect();
+            var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
+                .unwrap();
+        }
+    }
+}
+
 /// Trains one step's worth of forward+backward through G then D with each backend.
 fn compare(arch: Architecture, classes: usize, batch: usize) {
     compare_on(arch, info(classes), batch)
@@ -71,6 +85,7 @@ fn compare_on(arch: Architecture, info: DatasetInfo, batch: usize) {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let mut g = Generator::init(config.generator.clone(), &mut rng, &device).unwrap();
         let mut d = Discriminator::init(config.discriminator.clone(), &mut rng, &device).unwrap();
+        give_class_affines_values(&g);
         g.net.kernels = backend;
         d.net.kernels = backend;
         let latent = config.generator.latent_dim;
@@ -136,6 +151,7 @@ fn dcgan64_fast_path_matches_candle() {
         minibatch_stddev: true,
         spectral_norm: false,
         upsample: false,
+        class_bn: false,
     };
     compare(arch, 0, 3);
 }
@@ -150,6 +166,7 @@ fn upsampling_dcgan64_fast_path_matches_candle() {
         minibatch_stddev: false,
         spectral_norm: true,
         upsample: true,
+        class_bn: false,
     };
     compare(arch, 0, 3);
 }
@@ -164,6 +181,22 @@ fn attribute_conditional_dcgan64_fast_path_matches_candle() {
         minibatch_stddev: true,
         spectral_norm: false,
         upsample: false,
+        class_bn: false,
+    };
+    compare_on(arch, attributes(), 3);
+}
+
+#[test]
+fn class_bn_dcgan64_fast_path_matches_candle() {
+    let arch = Architecture::Dcgan64 {
+        channels: 3,
+        latent: 16,
+        ngf: 8,
+        ndf: 8,
+        minibatch_stddev: true,
+        spectral_norm: false,
+        upsample: false,
+        class_bn: true,
     };
     compare_on(arch, attributes(), 3);
 }
@@ -178,6 +211,7 @@ fn attribute_conditional_networks_see_every_attribute() {
         minibatch_stddev: false,
         spectral_norm: true,
         upsample: false,
+        class_bn: false,
     };
     let config = arch.config(attributes()).unwrap();
     assert_eq!(config.generator.net.input, [16 + 3 + 2 + 4]);

@@ -26,6 +26,8 @@ pub struct ArchitectureOptions {
     pub deep_d: bool,
     /// dcgan64 only: G upsamples by nearest neighbour + 3×3 convolution.
     pub g_upsample: bool,
+    /// dcgan64 with attributes only: conditional BatchNorm in G.
+    pub g_class_bn: bool,
 }
 
 impl Default for ArchitectureOptions {
@@ -41,6 +43,7 @@ impl Default for ArchitectureOptions {
             g_full_res: false,
             deep_d: false,
             g_upsample: false,
+            g_class_bn: false,
         }
     }
 }
@@ -75,9 +78,13 @@ impl ArchitectureOptions {
                 full_res,
                 deep_d,
             } => {
-                if self.g_upsample {
+                let only_dcgan64 = [
+                    (self.g_upsample, "g-upsample"),
+                    (self.g_class_bn, "g-class-bn"),
+                ];
+                if let Some((_, option)) = only_dcgan64.iter().find(|(on, _)| *on) {
                     return Err(TrainError::Setting(format!(
-                        "g-upsample is an option of dcgan64, not {name}"
+                        "{option} is an option of dcgan64, not {name}"
                     )));
                 }
                 *width = self.width.max(1);
@@ -93,6 +100,7 @@ impl ArchitectureOptions {
                 minibatch_stddev,
                 spectral_norm,
                 upsample,
+                class_bn,
                 ..
             } => {
                 let only_mnist = [
@@ -113,6 +121,7 @@ impl ArchitectureOptions {
                 *minibatch_stddev = self.minibatch_stddev;
                 *spectral_norm = self.spectral_norm;
                 *upsample = self.g_upsample;
+                *class_bn = self.g_class_bn;
             }
         }
         Ok(arch)

@@ -506,6 +506,49 @@ fn a_labelled_folder_trains_an_attribute_conditional_model_and_resumes() {
 }
 
 #[test]
+fn class_bn_conditions_every_batchnorm_of_g_and_needs_labels() {
+    let faces = labelled_folder("file,hair\na.png,long\nb.png,short\n");
+    let labels = faces.path().join("labels.csv");
+    let out = tempfile::tempdir().unwrap();
+    let args = folder_args(faces.path().to_str().unwrap(), out.path().to_str().unwrap());
+    let run = [
+        &args[..],
+        &small_labelled(&labels),
+        &["--max-steps", "1", "--g-class-bn"],
+    ]
+    .concat();
+    let o = train(&run);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let config = &checkpoint_json(out.path())["config"];
+    assert_eq!(config["architecture"]["class_bn"], true);
+    let layers = config["generator"]["net"]["layers"].as_array().unwrap();
+    let kinds: Vec<&str> = layers.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    let after_bn = kinds
+        .windows(2)
+        .filter(|w| w == &["batch_norm2d", "class_affine"])
+        .count();
+    assert_eq!(after_bn, 4, "{kinds:?}");
+    let o = train(&[&run[..], &["--resume"]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(checkpoint_json(out.path())["state"]["step"], 2);
+
+    let unlabelled = tempfile::tempdir().unwrap();
+    let run_dir = unlabelled.path().join("run");
+    let args = folder_args(faces.path().to_str().unwrap(), run_dir.to_str().unwrap());
+    fails_with(
+        &train(&[&args[..], &["--g-class-bn"]].concat()),
+        &["--labels"],
+    );
+    assert!(!run_dir.exists(), "nothing may be written");
+    let digits = fixture();
+    let mnist = mnist_args(digits.to_str().unwrap(), run_dir.to_str().unwrap());
+    fails_with(
+        &train(&[&mnist[..], &["--g-class-bn"]].concat()),
+        &["g-class-bn", "dcgan64"],
+    );
+}
+
+#[test]
 fn a_second_stage_starts_from_another_run_with_its_own_recipe() {
     let faces = labelled_folder("file,hair\na.png,long\nb.png,short\n");
     let data = faces.path().to_str().unwrap();

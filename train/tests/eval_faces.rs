@@ -283,6 +283,7 @@ fn eval_asks_an_attribute_model_for_the_held_out_attributes() {
         minibatch_stddev: false,
         spectral_norm: false,
         upsample: false,
+        class_bn: false,
     };
     let config = arch.config(info).unwrap();
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);

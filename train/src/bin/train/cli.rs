@@ -219,6 +219,11 @@ pub struct TrainArgs {
     /// --ngf does (27 M MACs per image at 32)
     #[arg(long)]
     pub g_upsample: bool,
+    /// dcgan64 with --labels: conditional BatchNorm in G. After each of its BatchNorms, every
+    /// face's channels are scaled and shifted by embeddings of the attributes asked for, so the
+    /// request steers every resolution, not only G's input (0.2 M more MACs per image)
+    #[arg(long)]
+    pub g_class_bn: bool,
     /// A named recipe, set over the architecture and recipe options it names: `shipped` (what
     /// models/pretrained was trained with) or `classic` (the PyTorch reference's DCGAN recipe).
     #[arg(long, value_enum)]

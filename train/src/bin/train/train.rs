@@ -59,6 +59,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         g_full_res: args.g_full_res,
         deep_d: args.deep_d,
         g_upsample: args.g_upsample,
+        g_class_bn: args.g_class_bn,
     };
     let mut recipe = Recipe {
         loss: match args.loss {
