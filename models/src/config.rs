@@ -673,9 +673,10 @@ impl ModelConfig {
                 "spectral norm is a discriminator option; exports assume a plain generator".into(),
             ));
         }
+        // With no conditions, `image_shape` below refuses the layer: its own check wants classes.
         for layer in &g.net.layers {
             match layer {
-                Layer::ClassAffine { classes, .. } if *classes != total || total == 0 => {
+                Layer::ClassAffine { classes, .. } if *classes != total => {
                     return Err(ModelError::InvalidConfig(format!(
                         "a generator class affine layer takes {classes} classes, its conditions \
                          have {total}"

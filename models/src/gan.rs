@@ -46,12 +46,7 @@ impl Generator {
             Some(code) => Tensor::cat(&[code, z], 1)?,
             None => z.clone(),
         };
-        let pass = Pass {
-            train,
-            frozen: false,
-            classify: false,
-        };
-        self.net.run(&input, None, code.as_ref(), pass)
+        self.net.forward_coded(&input, code.as_ref(), train)
     }
 }
 

@@ -76,12 +76,22 @@ impl Net {
 
     /// `train` uses batch statistics in BatchNorm and updates the running ones, as PyTorch does.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_coded(x, None, train)
+    }
+
+    /// [`Self::forward_t`] with the conditions' codes for [`Layer::ClassAffine`] layers.
+    pub(crate) fn forward_coded(
+        &self,
+        x: &Tensor,
+        code: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
         let pass = Pass {
             train,
             frozen: false,
             classify: false,
         };
-        self.run(x, None, None, pass)
+        self.run(x, None, code, pass)
     }
 
     /// The forward pass of `x`, with `planes` appended to its channels when given; `code`

@@ -171,9 +171,9 @@ fn upsampling_dcgan64_fast_path_matches_candle() {
     compare(arch, 0, 3);
 }
 
-#[test]
-fn attribute_conditional_dcgan64_fast_path_matches_candle() {
-    let arch = Architecture::Dcgan64 {
+/// The attribute-conditional dcgan64 at test width, with or without conditional BatchNorm.
+fn attribute_dcgan64(class_bn: bool) -> Architecture {
+    Architecture::Dcgan64 {
         channels: 3,
         latent: 16,
         ngf: 8,
@@ -181,24 +181,18 @@ fn attribute_conditional_dcgan64_fast_path_matches_candle() {
         minibatch_stddev: true,
         spectral_norm: false,
         upsample: false,
-        class_bn: false,
-    };
-    compare_on(arch, attributes(), 3);
+        class_bn,
+    }
+}
+
+#[test]
+fn attribute_conditional_dcgan64_fast_path_matches_candle() {
+    compare_on(attribute_dcgan64(false), attributes(), 3);
 }
 
 #[test]
 fn class_bn_dcgan64_fast_path_matches_candle() {
-    let arch = Architecture::Dcgan64 {
-        channels: 3,
-        latent: 16,
-        ngf: 8,
-        ndf: 8,
-        minibatch_stddev: true,
-        spectral_norm: false,
-        upsample: false,
-        class_bn: true,
-    };
-    compare_on(arch, attributes(), 3);
+    compare_on(attribute_dcgan64(true), attributes(), 3);
 }
 
 #[test]
