@@ -4,6 +4,7 @@
 //! [`Kernels`] chooses between them and candle's own ops (the reference they are tested against).
 
 pub mod adam;
+mod class_bn;
 pub mod conv;
 pub mod cpu;
 pub mod fused;

@@ -147,7 +147,7 @@ impl Net {
             };
             let fused_here = match self.shaped_linear(i, &x, pass)? {
                 Some(done) => Some(done),
-                None => self.fused_conv(i, &x, pass)?,
+                None => self.fused_conv(i, &x, code, pass)?,
             };
             if let Some((y, consumed)) = fused_here {
                 x = y;
@@ -272,9 +272,23 @@ impl Net {
         Ok((w.narrow(1, 0, channels)?, per_label, labels))
     }
 
-    /// On the fast path, a convolution and the BatchNorm (training passes), bias or activation
-    /// after it as one op ([`conv::conv_then`]).
-    fn fused_conv(&self, i: usize, x: &Tensor, pass: Pass) -> Result<Option<(Tensor, usize)>> {
+    /// Class affine layer `i`'s gain `1 + code·gain` and offset `code·shift` per sample,
+    /// `[N, C]` each.
+    fn class_gain_offset(&self, i: usize, code: &Tensor, pass: Pass) -> Result<(Tensor, Tensor)> {
+        let gain = (code.matmul(&self.get(i, "gain", pass)?)? + 1.0)?;
+        Ok((gain, code.matmul(&self.get(i, "shift", pass)?)?))
+    }
+
+    /// On the fast path, a convolution and the BatchNorm (training passes, with a class affine
+    /// layer after it when given the codes), bias or activation after it as one op
+    /// ([`conv::conv_then`]).
+    fn fused_conv(
+        &self,
+        i: usize,
+        x: &Tensor,
+        code: Option<&Tensor>,
+        pass: Pass,
+    ) -> Result<Option<(Tensor, usize)>> {
         let layers = &self.config.layers;
         let (kind, channels, stride, padding, bias) = match &layers[i] {
             Layer::Conv2d {
@@ -307,20 +321,39 @@ impl Net {
         let (post, extra, consumed) = match layers.get(i + 1) {
             // A bias before BatchNorm (no config has one) stays on the unfused path.
             Some(Layer::BatchNorm2d { .. }) if pass.train && !bias => {
-                let act = layers.get(i + 2).and_then(activation);
-                let post = Post::BnAct {
-                    act: act.unwrap_or(Activation::Identity),
-                    eps: BN_EPS,
+                // A class affine layer right after the BatchNorm joins it when the codes are here.
+                let class = match (layers.get(i + 2), code) {
+                    (Some(Layer::ClassAffine { .. }), Some(code)) => Some(code),
+                    _ => None,
                 };
+                let next = i + 2 + class.is_some() as usize;
+                let act = layers.get(next).and_then(activation);
+                let (act_or_id, eps) = (act.unwrap_or(Activation::Identity), BN_EPS);
                 let (gamma, beta) = (
                     self.get(i + 1, "weight", pass)?,
                     self.get(i + 1, "bias", pass)?,
                 );
-                (
-                    post,
-                    Tensor::cat(&[&gamma, &beta], 0)?,
-                    2 + act.is_some() as usize,
-                )
+                let (post, extra) = match class {
+                    None => (
+                        Post::BnAct {
+                            act: act_or_id,
+                            eps,
+                        },
+                        Tensor::cat(&[&gamma, &beta], 0)?,
+                    ),
+                    Some(code) => {
+                        let (gain, offset) = self.class_gain_offset(i + 2, code, pass)?;
+                        let extra = [&gamma, &beta, &gain.flatten_all()?, &offset.flatten_all()?];
+                        (
+                            Post::BnClassAct {
+                                act: act_or_id,
+                                eps,
+                            },
+                            Tensor::cat(&extra, 0)?,
+                        )
+                    }
+                };
+                (post, extra, next - i + act.is_some() as usize)
             }
             next => {
                 let act = next.and_then(activation);
@@ -431,13 +464,9 @@ impl Net {
                     ));
                 };
                 let (n, c) = (x.dim(0)?, x.dim(1)?);
-                let per_sample = |name| -> Result<Tensor> {
-                    Ok(code
-                        .matmul(&self.get(i, name, pass)?)?
-                        .reshape((n, c, 1, 1))?)
-                };
-                x.broadcast_mul(&(per_sample("gain")? + 1.0)?)?
-                    .broadcast_add(&per_sample("shift")?)?
+                let (gain, offset) = self.class_gain_offset(i, code, pass)?;
+                x.broadcast_mul(&gain.reshape((n, c, 1, 1))?)?
+                    .broadcast_add(&offset.reshape((n, c, 1, 1))?)?
             }
             Layer::Projection { .. } => {
                 let Some(labels) = labels else {

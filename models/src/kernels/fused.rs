@@ -81,7 +81,8 @@ fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     }
 }
 
-/// `act(x · scale[c] + shift[c])` over `[N, C, S]`, parallel over samples.
+/// `act(x · scale + shift)` over `[N, C, S]`, parallel over samples: `scale` and `shift` hold
+/// one value per channel (`[C]`) or one per sample and channel (`[N·C]`, conditional BatchNorm).
 pub(crate) fn affine_act(
     x: &[f32],
     c: usize,
@@ -90,14 +91,23 @@ pub(crate) fn affine_act(
     shift: &[f32],
     act: Activation,
 ) -> Vec<f32> {
-    assert!(x.len().is_multiple_of(c * s) && scale.len() == c && shift.len() == c);
+    let n = x.len() / (c * s).max(1);
+    let per_sample = scale.len() != c;
+    assert!(
+        x.len().is_multiple_of(c * s)
+            && scale.len() == shift.len()
+            && (scale.len() == c || scale.len() == n * c)
+    );
     // SAFETY: the samples tile the output, and each sample's c planes of s are all written.
     unsafe {
         filled(x.len(), |y| {
             with_activation!(act, |f, _df| {
                 y.par_chunks_mut(c * s)
                     .zip(x.par_chunks(c * s))
-                    .for_each(|(yo, xi)| {
+                    .enumerate()
+                    .for_each(|(i, (yo, xi))| {
+                        let at = if per_sample { i * c } else { 0 };
+                        let (scale, shift) = (&scale[at..][..c], &shift[at..][..c]);
                         let planes = yo.chunks_exact_mut(s).zip(xi.chunks_exact(s));
                         for ((yo, xi), (&a, &b)) in planes.zip(scale.iter().zip(shift)) {
                             for (o, &v) in yo.iter_mut().zip(xi) {
@@ -329,7 +339,7 @@ struct BnGrad {
 }
 
 /// Mean and biased variance of each channel, two-pass (centred squares) for stability.
-fn stats(x: &[f32], n: usize, c: usize, s: usize) -> BatchMoments {
+pub(crate) fn stats(x: &[f32], n: usize, c: usize, s: usize) -> BatchMoments {
     let count = (n * s) as f64;
     let mean: Vec<f64> = channel_totals(x, (n, c, s))
         .into_iter()
@@ -356,14 +366,25 @@ pub(crate) fn bn_act(
     if gamma.len() != c || beta.len() != c {
         bail!("batch norm parameters do not match {c} channels");
     }
-    let (mean, var) = stats(x, n, c, s);
-    let scale: Vec<f32> = (0..c)
+    let moments = stats(x, n, c, s);
+    let (scale, shift) = bn_affine(gamma, beta, &moments, eps);
+    Ok((affine_act(x, c, s, &scale, &shift, act), moments))
+}
+
+/// Training BatchNorm as the per-channel map `x · scale + shift` for the batch's moments.
+pub(crate) fn bn_affine(
+    gamma: &[f32],
+    beta: &[f32],
+    (mean, var): &BatchMoments,
+    eps: f64,
+) -> (Vec<f32>, Vec<f32>) {
+    let scale: Vec<f32> = (0..gamma.len())
         .map(|ch| (gamma[ch] as f64 / (var[ch] + eps).sqrt()) as f32)
         .collect();
-    let shift: Vec<f32> = (0..c)
+    let shift: Vec<f32> = (0..gamma.len())
         .map(|ch| beta[ch] - (mean[ch] * scale[ch] as f64) as f32)
         .collect();
-    Ok((affine_act(x, c, s, &scale, &shift, act), (mean, var)))
+    (scale, shift)
 }
 
 /// BatchNorm's backward from the gradient `dpre` before the activation: `dx`, and

@@ -1,12 +1,14 @@
 //! What a fused convolution ([`crate::kernels::conv::conv_then`]) applies to its output inside
-//! the same op: bias + activation, training BatchNorm + activation, or a conditional D's label
-//! maps + bias + activation. The convolution's raw output then never becomes a tensor of the
-//! graph, for which candle's backward would fill and add a gradient (docs/performance.md).
+//! the same op: bias + activation, training BatchNorm (plain or with a conditional G's class
+//! gains) + activation, or a conditional D's label maps + bias + activation. The convolution's
+//! raw output then never becomes a tensor of the graph, for which candle's backward would fill
+//! and add a gradient (docs/performance.md).
 //! One `extra` tensor packs the parameters, so the fused op has three inputs (x, weight, extra).
 
 use candle_core::{bail, Result, Tensor};
 use rayon::prelude::*;
 
+use crate::kernels::class_bn;
 use crate::kernels::fused::{
     add_bias_act, bias_act_grads, bn_act, bn_grads, ncs, with_activation, ActGrad, Activation,
     BatchMoments, ChannelSum, LabelSum,
@@ -19,6 +21,9 @@ pub enum Post {
     BiasAct(Activation),
     /// Training-mode BatchNorm then `act`; extra: gamma ‖ beta `[2C]`.
     BnAct { act: Activation, eps: f64 },
+    /// Training-mode BatchNorm, then each sample's class gain and offset, then `act`; extra:
+    /// gamma ‖ beta `[2C]` ‖ gain ‖ offset `[N·C]` each (`crate::kernels::class_bn`).
+    BnClassAct { act: Activation, eps: f64 },
     /// `act(y + maps[labels[n]] + bias[c])`; extra: the maps `[classes, C, …]` flattened, then
     /// the bias `[C]` (`Net::labelled_conv` makes the maps).
     LabelBiasAct { act: Activation, labels: Vec<u32> },
@@ -27,13 +32,16 @@ pub enum Post {
 impl Post {
     fn act(&self) -> Activation {
         match self {
-            Post::BiasAct(act) | Post::BnAct { act, .. } | Post::LabelBiasAct { act, .. } => *act,
+            Post::BiasAct(act)
+            | Post::BnAct { act, .. }
+            | Post::BnClassAct { act, .. }
+            | Post::LabelBiasAct { act, .. } => *act,
         }
     }
 
     /// Whether the backward pass needs the convolution's raw output (BatchNorm does).
     pub(crate) fn keeps_input(&self) -> bool {
-        matches!(self, Post::BnAct { .. })
+        matches!(self, Post::BnAct { .. } | Post::BnClassAct { .. })
     }
 
     /// The output for the convolution's output `y` (`dims`), and BatchNorm's batch moments.
@@ -52,6 +60,10 @@ impl Post {
                 }
                 let (gamma, beta) = extra.split_at(c);
                 let (out, moments) = bn_act(y, dims, gamma, beta, *eps, *act)?;
+                Ok((out, Some(moments)))
+            }
+            Post::BnClassAct { act, eps } => {
+                let (out, moments) = class_bn::forward(y, dims, extra, *eps, *act)?;
                 Ok((out, Some(moments)))
             }
             Post::LabelBiasAct { act, labels } => {
@@ -79,6 +91,12 @@ impl Post {
                 };
                 let c = extra.elem_count() / 2;
                 bn_grads(pre, &extra.narrow(0, 0, c)?, &dpre()?, *eps, moments)
+            }
+            Post::BnClassAct { eps, .. } => {
+                let (Some(pre), Some(moments)) = (pre, moments) else {
+                    bail!("fused conditional batch norm lost its input before the backward pass")
+                };
+                class_bn::backward(pre, extra, &dpre()?, *eps, moments)
             }
             Post::LabelBiasAct { labels, .. } => {
                 let dpre = dpre()?;
