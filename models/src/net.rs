@@ -328,31 +328,21 @@ impl Net {
                 };
                 let next = i + 2 + class.is_some() as usize;
                 let act = layers.get(next).and_then(activation);
-                let (act_or_id, eps) = (act.unwrap_or(Activation::Identity), BN_EPS);
+                let (post_act, eps) = (act.unwrap_or(Activation::Identity), BN_EPS);
                 let (gamma, beta) = (
                     self.get(i + 1, "weight", pass)?,
                     self.get(i + 1, "bias", pass)?,
                 );
                 let (post, extra) = match class {
-                    None => (
-                        Post::BnAct {
-                            act: act_or_id,
-                            eps,
-                        },
-                        Tensor::cat(&[&gamma, &beta], 0)?,
-                    ),
+                    None => (Post::BnAct { act: post_act, eps }, vec![gamma, beta]),
                     Some(code) => {
                         let (gain, offset) = self.class_gain_offset(i + 2, code, pass)?;
-                        let extra = [&gamma, &beta, &gain.flatten_all()?, &offset.flatten_all()?];
-                        (
-                            Post::BnClassAct {
-                                act: act_or_id,
-                                eps,
-                            },
-                            Tensor::cat(&extra, 0)?,
-                        )
+                        let (gain, offset) = (gain.flatten_all()?, offset.flatten_all()?);
+                        let post = Post::BnClassAct { act: post_act, eps };
+                        (post, vec![gamma, beta, gain, offset])
                     }
                 };
+                let extra = Tensor::cat(&extra, 0)?;
                 (post, extra, next - i + act.is_some() as usize)
             }
             next => {

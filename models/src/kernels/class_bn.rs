@@ -9,7 +9,7 @@ use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::kernels::fused::{
-    affine_act, bn_affine, bn_grads, ncs, stats, Activation, BatchMoments,
+    affine_act, bn_affine, bn_grads, lane_sum, ncs, stats, Activation, BatchMoments,
 };
 use crate::kernels::storage::{slice, zeroed};
 
@@ -109,18 +109,15 @@ impl CustomOp3 for ClassGrad {
             .zip(dgain.par_chunks_mut(c).zip(doffset.par_chunks_mut(c)))
             .enumerate()
             .for_each(|(i, (dbn, (dgain, doffset)))| {
-                for ch in 0..c {
+                for (ch, dbn) in dbn.chunks_exact_mut(s).enumerate() {
                     let plane = (i * c + ch) * s;
                     let (x, d) = (&pre[plane..][..s], &dz[plane..][..s]);
+                    dgain[ch] = lane_sum(d, x, |d, x| d * (x * scale[ch] + shift[ch])) as f32;
+                    doffset[ch] = lane_sum(d, d, |d, _| d) as f32;
                     let g = gain[i * c + ch];
-                    let (mut by_gain, mut by_offset) = (0f64, 0f64);
-                    for ((o, &x), &d) in dbn[ch * s..][..s].iter_mut().zip(x).zip(d) {
-                        by_gain += (d * (x * scale[ch] + shift[ch])) as f64;
-                        by_offset += d as f64;
+                    for (o, &d) in dbn.iter_mut().zip(d) {
                         *o = d * g;
                     }
-                    dgain[ch] = by_gain as f32;
-                    doffset[ch] = by_offset as f32;
                 }
             });
         Ok((CpuStorage::F32(out), Shape::from(pre.len() + 2 * n * c)))

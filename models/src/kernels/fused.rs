@@ -124,7 +124,7 @@ pub(crate) fn affine_act(
 /// sum is a serial chain of dependent adds); callers keep each call to one sample's plane and
 /// add the planes up in f64.
 #[inline(always)]
-fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+pub(crate) fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
     const LANES: usize = 16;
     let (ac, bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let tail: f32 = ac
