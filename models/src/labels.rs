@@ -111,6 +111,30 @@ impl LabelPrior {
         }
     }
 
+    /// The same prior with each attribute's shares raised to `power` and renormalised: 1 keeps
+    /// the training mix, 0 draws every class equally often. Training can ask G for rare classes
+    /// (a 2 % pair of glasses) more often than the data shows them. Classes and unconditional
+    /// priors are unchanged.
+    pub fn tempered(self, power: f64) -> Self {
+        match self {
+            LabelPrior::Attributes(attributes) if power != 1.0 => LabelPrior::Attributes(
+                attributes
+                    .into_iter()
+                    .map(|a| {
+                        let raised: Vec<f64> =
+                            a.frequencies.iter().map(|f| f.powf(power)).collect();
+                        let total: f64 = raised.iter().sum();
+                        AttributeInfo {
+                            frequencies: raised.iter().map(|r| r / total).collect(),
+                            ..a
+                        }
+                    })
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+
     /// Conditions for `n` samples: u32 `[n]`, `[n, A]`, or none.
     pub fn draw(&self, n: usize, rng: &mut impl Rng, device: &Device) -> Result<Option<Tensor>> {
         Ok(match self {
@@ -157,5 +181,38 @@ mod tests {
         let digits = Tensor::new(&[7u32, 0], &Device::Cpu).unwrap();
         let codes = one_hot(&digits, &[10], &Device::Cpu).unwrap();
         assert_eq!(codes.to_vec2::<f32>().unwrap()[0][7], 1.0);
+    }
+
+    #[test]
+    fn tempered_priors_ask_for_rare_classes_more_often() {
+        let glasses =
+            AttributeInfo::from_counts("glasses", vec!["none".into(), "round".into()], &[81, 1]);
+        let prior = LabelPrior::Attributes(vec![glasses]);
+        let shares = |p: f64| prior.clone().tempered(p).frequencies()[0].clone();
+        assert_eq!(shares(1.0), prior.frequencies()[0]);
+        assert_eq!(shares(0.0), [0.5, 0.5]);
+        let root = shares(0.5);
+        assert!(
+            (root[0] - 0.9).abs() < 1e-12 && (root[1] - 0.1).abs() < 1e-12,
+            "{root:?}"
+        );
+        // Drawn as tempered: about 1 in 10 asks for the rare class, not 1 in 82.
+        let mut rng = rand::rngs::mock::StepRng::new(0, u64::MAX / 1000);
+        let drawn = prior
+            .tempered(0.5)
+            .draw(1000, &mut rng, &Device::Cpu)
+            .unwrap();
+        let rare = drawn
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<u32>()
+            .unwrap();
+        let rare = rare.iter().filter(|&&c| c == 1).count();
+        assert!((90..=110).contains(&rare), "{rare} of 1000");
+        assert_eq!(
+            LabelPrior::Uniform(10).tempered(0.0),
+            LabelPrior::Uniform(10)
+        );
     }
 }

@@ -579,6 +579,8 @@ fn a_second_stage_starts_from_another_run_with_its_own_recipe() {
         "--diff-augment",
         "--augment-keeps-colour",
         "--class-balance",
+        "--request-power",
+        "0.5",
     ];
     let o = stage(second_s, &term);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -591,6 +593,13 @@ fn a_second_stage_starts_from_another_run_with_its_own_recipe() {
     assert_eq!(state["recipe"]["classifier_weight"], 1.0);
     assert_eq!(state["recipe"]["augment_keeps_colour"], true);
     assert_eq!(state["recipe"]["class_balance"], true);
+    assert_eq!(state["recipe"]["request_power"], 0.5);
+    assert!(
+        state["started_from"]["recipe"]
+            .get("request_power")
+            .is_none(),
+        "the training mix is the default and is not written"
+    );
     assert_eq!(
         fs::read(first.join("checkpoint.safetensors")).unwrap(),
         parent,
@@ -646,6 +655,8 @@ fn recipe_options_that_cannot_apply_are_refused() {
         (&["--classifier-weight=-1"], "classifier weight"),
         (&["--augment-keeps-colour"], "--diff-augment"),
         (&["--class-balance"], "--classifier-weight"),
+        (&["--request-power", "0.5"], "--labels"),
+        (&["--request-power", "2"], "request power"),
     ] {
         fails_with(&train(&[&args[..], extra].concat()), &[wanted]);
         assert!(!run.exists(), "{extra:?}: nothing may be written");

@@ -38,6 +38,20 @@ pub struct Recipe {
     /// classes (glasses, earrings) are learnt and drawn, not left to the commonest one.
     #[serde(default, skip_serializing_if = "is_false")]
     pub class_balance: bool,
+    /// The attributes G's training fakes ask for are drawn from the training shares raised to
+    /// this power (renormalised): 1 the training mix, 0 every class equally, so G practises
+    /// rare classes more often than the data shows them. Samples and the EMA's BatchNorm
+    /// re-measurement keep the training mix, as the device does.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub request_power: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn is_one(p: &f64) -> bool {
+    *p == 1.0
 }
 
 fn is_false(b: &bool) -> bool {
@@ -59,6 +73,7 @@ impl Default for Recipe {
             augment_keeps_colour: false,
             classifier_weight: 0.0,
             class_balance: false,
+            request_power: 1.0,
         }
     }
 }
@@ -92,6 +107,12 @@ impl Recipe {
             return Err(TrainError::Setting(
                 "class balance weighs the class term: it needs --classifier-weight".into(),
             ));
+        }
+        if !(0.0..=1.0).contains(&self.request_power) {
+            return Err(TrainError::Setting(format!(
+                "the request power must be in [0, 1], not {}",
+                self.request_power
+            )));
         }
         if self.augment_keeps_colour && !self.diff_augment {
             return Err(TrainError::Setting(

@@ -79,7 +79,9 @@ pub fn train_step(
     let latent = models.config.generator.latent_dim;
     let mut rng = stream(seed, Purpose::Noise, step);
     let z = Tensor::from_vec(normal(&mut rng, batch * latent), (batch, latent), device)?;
-    let fake_labels = LabelPrior::of(&models.config).draw(batch, &mut rng, device)?;
+    let fake_labels = LabelPrior::of(&models.config)
+        .tempered(models.recipe.request_power)
+        .draw(batch, &mut rng, device)?;
     let fake = models.g.forward_t(&z, fake_labels.as_ref(), true)?;
     let mut aug_rng = stream(seed, Purpose::Augment, step);
     let recipe = models.recipe;
@@ -166,6 +168,11 @@ pub fn train(
             "the class term reads D's projection: it needs a conditional D that ends in one \
              (--labels, or --projection on MNIST)"
                 .into(),
+        ));
+    }
+    if opts.recipe.request_power != 1.0 && config.generator.attribute_classes.is_empty() {
+        return Err(TrainError::Setting(
+            "the request power reweighs the attributes G is asked for: it needs --labels".into(),
         ));
     }
     if data.image_shape().as_slice() != config.image_shape()?.as_slice() {

@@ -284,6 +284,11 @@ pub struct TrainArgs {
     /// classes (2 % each: glasses, earrings) are learnt and drawn instead of the commonest.
     #[arg(long)]
     pub class_balance: bool,
+    /// With --labels: G's training fakes ask for attributes drawn from the training shares
+    /// raised to this power: 1 the training mix, 0.5 the square root (a 2 % class asked for
+    /// ~8 % of the time beside a 90 % one), 0 every class equally often.
+    #[arg(long, default_value_t = 1.0)]
+    pub request_power: f64,
     #[arg(long, default_value_t = 0.5)]
     pub beta1: f64,
     #[arg(long, default_value_t = 0.999)]

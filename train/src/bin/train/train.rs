@@ -72,6 +72,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         augment_keeps_colour: args.augment_keeps_colour,
         classifier_weight: args.classifier_weight,
         class_balance: args.class_balance,
+        request_power: args.request_power,
     };
     if let Some(preset) = args.preset {
         let preset = match preset {
