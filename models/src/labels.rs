@@ -114,7 +114,8 @@ impl LabelPrior {
     /// The same prior with each attribute's shares raised to `power` and renormalised: 1 keeps
     /// the training mix, 0 draws every class equally often. Training can ask G for rare classes
     /// (a 2 % pair of glasses) more often than the data shows them. Classes and unconditional
-    /// priors are unchanged.
+    /// priors are unchanged, and so are the shares at power 1 (not renormalised, whose rounding
+    /// could move a draw), so runs from before the option resume bit for bit.
     pub fn tempered(self, power: f64) -> Self {
         match self {
             LabelPrior::Attributes(attributes) if power != 1.0 => LabelPrior::Attributes(
