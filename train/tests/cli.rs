@@ -594,12 +594,12 @@ fn a_second_stage_starts_from_another_run_with_its_own_recipe() {
     assert_eq!(state["recipe"]["augment_keeps_colour"], true);
     assert_eq!(state["recipe"]["class_balance"], true);
     assert_eq!(state["recipe"]["request_power"], 0.5);
-    assert!(
-        state["started_from"]["recipe"]
-            .get("request_power")
-            .is_none(),
-        "the training mix is the default and is not written"
-    );
+    for default in ["request_power", "reconstruction_weight"] {
+        assert!(
+            state["started_from"]["recipe"].get(default).is_none(),
+            "{default}: a default is not written"
+        );
+    }
     assert_eq!(
         fs::read(first.join("checkpoint.safetensors")).unwrap(),
         parent,
@@ -645,6 +645,39 @@ fn a_second_stage_starts_from_another_run_with_its_own_recipe() {
 }
 
 #[test]
+fn the_reconstruction_term_is_kept_in_the_recipe_across_a_resume() {
+    let faces = labelled_folder("file,hair\na.png,long\nb.png,short\n");
+    let data = faces.path().to_str().unwrap();
+    let labels = faces.path().join("labels.csv");
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    let run_s = run.to_str().unwrap();
+    let small = small_labelled(&labels);
+    let step = |extra: &[&str]| -> Output {
+        train(
+            &[
+                &folder_args(data, run_s)[..],
+                &small,
+                &["--max-steps"],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    let o = step(&["1", "--reconstruction-weight", "50"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        checkpoint_json(&run)["state"]["recipe"]["reconstruction_weight"],
+        50.0
+    );
+    let o = step(&["1", "--resume"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let state = &checkpoint_json(&run)["state"];
+    assert_eq!(state["step"], 2);
+    assert_eq!(state["recipe"]["reconstruction_weight"], 50.0);
+}
+
+#[test]
 fn recipe_options_that_cannot_apply_are_refused() {
     let faces = one_image_folder();
     let out = tempfile::tempdir().unwrap();
@@ -657,6 +690,12 @@ fn recipe_options_that_cannot_apply_are_refused() {
         (&["--class-balance"], "--classifier-weight"),
         (&["--request-power", "0.5"], "--labels"),
         (&["--request-power", "2"], "request power"),
+        (&["--reconstruction-weight", "1"], "--labels"),
+        (&["--reconstruction-weight=-1"], "reconstruction weight"),
+        (
+            &["--reconstruction-weight", "1", "--request-power", "0.5"],
+            "--request-power",
+        ),
     ] {
         fails_with(&train(&[&args[..], extra].concat()), &[wanted]);
         assert!(!run.exists(), "{extra:?}: nothing may be written");

@@ -44,6 +44,11 @@ pub struct Recipe {
     /// re-measurement keep the training mix, as the device does.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub request_power: f64,
+    /// Weight of a pixel term (pix2pix's L1): G's training fakes ask for the real batch's own
+    /// attributes, and G also minimises the mean |fake − real|. Sound only where the labels
+    /// decide the image (DiceBear's nine parts do); 0: off.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reconstruction_weight: f64,
 }
 
 fn one() -> f64 {
@@ -74,6 +79,7 @@ impl Default for Recipe {
             classifier_weight: 0.0,
             class_balance: false,
             request_power: 1.0,
+            reconstruction_weight: 0.0,
         }
     }
 }
@@ -113,6 +119,19 @@ impl Recipe {
                 "the request power must be in [0, 1], not {}",
                 self.request_power
             )));
+        }
+        if !(self.reconstruction_weight >= 0.0 && self.reconstruction_weight.is_finite()) {
+            return Err(TrainError::Setting(format!(
+                "the reconstruction weight must be a finite number ≥ 0, not {}",
+                self.reconstruction_weight
+            )));
+        }
+        if self.reconstruction_weight > 0.0 && self.request_power != 1.0 {
+            return Err(TrainError::Setting(
+                "with the reconstruction term G's fakes ask for the real batch's attributes: \
+                 there is no drawn mix for --request-power to reweigh"
+                    .into(),
+            ));
         }
         if self.augment_keeps_colour && !self.diff_augment {
             return Err(TrainError::Setting(

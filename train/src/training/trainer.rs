@@ -79,9 +79,13 @@ pub fn train_step(
     let latent = models.config.generator.latent_dim;
     let mut rng = stream(seed, Purpose::Noise, step);
     let z = Tensor::from_vec(normal(&mut rng, batch * latent), (batch, latent), device)?;
-    let fake_labels = LabelPrior::of(&models.config)
-        .tempered(models.recipe.request_power)
-        .draw(batch, &mut rng, device)?;
+    let paired = models.recipe.reconstruction_weight > 0.0;
+    let fake_labels = match labels {
+        Some(labels) if paired => Some(labels.clone()),
+        _ => LabelPrior::of(&models.config)
+            .tempered(models.recipe.request_power)
+            .draw(batch, &mut rng, device)?,
+    };
     let fake = models.g.forward_t(&z, fake_labels.as_ref(), true)?;
     let mut aug_rng = stream(seed, Purpose::Augment, step);
     let recipe = models.recipe;
@@ -131,6 +135,11 @@ pub fn train_step(
     // G through the updated D (non-saturating BCE or hinge; the class term for what it was asked).
     let (d_on_fake, fake_term) = judge(&models.d, &seen(&fake)?, fake_labels.as_ref(), true)?;
     let loss_g = plus(generator_loss(&recipe, &d_on_fake)?, fake_term)?;
+    let loss_g = if paired {
+        (loss_g + ((&fake - real)?.abs()?.mean_all()? * recipe.reconstruction_weight)?)?
+    } else {
+        loss_g
+    };
     models.opt_g.step(&loss_g.backward()?)?;
     if let Some(g_ema) = &models.g_ema {
         ema::update(
@@ -168,6 +177,11 @@ pub fn train(
             "the class term reads D's projection: it needs a conditional D that ends in one \
              (--labels, or --projection on MNIST)"
                 .into(),
+        ));
+    }
+    if opts.recipe.reconstruction_weight > 0.0 && config.generator.attribute_classes.is_empty() {
+        return Err(TrainError::Setting(
+            "the reconstruction term asks G for a real face's attributes: it needs --labels".into(),
         ));
     }
     if opts.recipe.request_power != 1.0 && config.generator.attribute_classes.is_empty() {

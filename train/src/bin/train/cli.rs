@@ -289,6 +289,11 @@ pub struct TrainArgs {
     /// ~8 % of the time beside a 90 % one), 0 every class equally often.
     #[arg(long, default_value_t = 1.0)]
     pub request_power: f64,
+    /// With --labels: G's training fakes ask for the real batch's attributes and G also
+    /// minimises the mean |fake − real| times this weight (pix2pix's L1 term). For labels that
+    /// decide the image, as DiceBear's nine parts do; elsewhere it blurs. 0: off.
+    #[arg(long, default_value_t = 0.0)]
+    pub reconstruction_weight: f64,
     #[arg(long, default_value_t = 0.5)]
     pub beta1: f64,
     #[arg(long, default_value_t = 0.999)]

@@ -73,6 +73,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         classifier_weight: args.classifier_weight,
         class_balance: args.class_balance,
         request_power: args.request_power,
+        reconstruction_weight: args.reconstruction_weight,
     };
     if let Some(preset) = args.preset {
         let preset = match preset {
