@@ -98,7 +98,7 @@ fn edge_grid_is_candles_images(
     assert_eq!(info.attributes, config.dataset.attributes);
 
     let seed = 11;
-    let png = grid_png(&mut g, count, ask, seed, 1).unwrap();
+    let png = grid_png(&mut g, count, ask, seed, 1, None).unwrap();
     let grid = image::load_from_memory_with_format(&png, image::ImageFormat::Png)
         .unwrap()
         .to_rgb8();

@@ -277,7 +277,7 @@ fn handle(
         }
         (Method::Get, "/image.png") => {
             let seed = query.seed.unwrap_or_else(rand::random);
-            match render::grid_png(&mut g, query.count.unwrap_or(1), &ask, seed, 8) {
+            match render::grid_png(&mut g, query.count.unwrap_or(1), &ask, seed, 8, None) {
                 Ok(png) => Response::new(200, "image/png", png),
                 Err(e) => Response::text(500, &e.to_string()),
             }

@@ -29,13 +29,14 @@ pub fn grid_png(
     ask: &Ask,
     seed: u64,
     scale: u32,
+    columns: Option<usize>,
 ) -> Result<Vec<u8>> {
     let (images, _) = generate(g, count, ask, seed)?;
     let info = &g.info;
-    let columns = match (info.num_classes(), ask.label) {
+    let columns = columns.unwrap_or(match (info.num_classes(), ask.label) {
         (k, None) if k > 0 && count >= k => k,
         _ => (count as f64).sqrt().ceil() as usize,
-    };
+    });
     let grid = Batch::new(&images, count, info.channels, info.height, info.width)?.grid(columns, 1);
     let grid = image::imageops::resize(
         &grid,

@@ -39,6 +39,25 @@ fn generate_draws_the_asked_attributes_and_refuses_unknown_ones() {
             &["--attr", "hairColor=3eac2c", "--attr", "glasses=variant02"]
         )
     );
+    // One row of the same four faces.
+    let row = png(
+        "row.png",
+        &[
+            "--attr",
+            "hairColor=3eac2c",
+            "--attr",
+            "glasses=variant02",
+            "--columns",
+            "4",
+        ],
+    );
+    assert_eq!(row.dimensions(), (4 * 65 + 1, 65 + 1));
+    let cell = |img: &image::RgbImage, column: u32, line: u32| {
+        image::imageops::crop_imm(img, 1 + 65 * column, 1 + 65 * line, 64, 64).to_image()
+    };
+    for i in 0..4 {
+        assert_eq!(cell(&row, i, 0), cell(&green, i % 2, i / 2), "face {i}");
+    }
     let white = png(
         "white.png",
         &["--attr", "hairColor=afafaf", "--attr", "glasses=variant02"],

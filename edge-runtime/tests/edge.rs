@@ -307,6 +307,20 @@ fn bad_input() {
     );
     fails_with(
         &edge(&[
+            "generate",
+            "--model",
+            m,
+            "--count",
+            "4",
+            "--columns",
+            "5",
+            "--out",
+            "-",
+        ]),
+        &["--columns", "1..=--count (4)"],
+    );
+    fails_with(
+        &edge(&[
             "kiosk",
             "--model",
             m,

@@ -118,6 +118,10 @@ pub struct GenerateArgs {
     /// Upscale factor of the PNG.
     #[arg(long, default_value_t = 1)]
     pub scale: u32,
+    /// Images per row of the grid (default: one row per digit class when the classes cycle,
+    /// else a square); `--columns N --count N` gives one row, e.g. of one request.
+    #[arg(long)]
+    pub columns: Option<usize>,
     /// Output PNG path, or - for stdout.
     #[arg(long)]
     pub out: String,

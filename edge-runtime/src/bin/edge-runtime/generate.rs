@@ -18,6 +18,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         attributes,
         seed,
         scale,
+        columns,
         out,
     } = args;
     if count == 0 || count > MAX_BATCH {
@@ -26,12 +27,15 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     if !(1..=64).contains(&scale) {
         bail!("--scale must be 1..=64");
     }
+    if columns.is_some_and(|c| c == 0 || c > count) {
+        bail!("--columns must be 1..=--count ({count})");
+    }
     let mut g = model.load()?;
     let label = label.map(|l| l.to_string()).or(label_name);
     let pairs = ask::pairs(&attributes).map_err(anyhow::Error::msg)?;
     let ask = Ask::parse(&g.info, label.as_deref(), pairs)?;
     let seed = seed.unwrap_or_else(rand::random);
-    let png = render::grid_png(&mut g, count, &ask, seed, scale)?;
+    let png = render::grid_png(&mut g, count, &ask, seed, scale, columns)?;
     if out == "-" {
         std::io::stdout()
             .lock()
