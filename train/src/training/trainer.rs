@@ -79,7 +79,8 @@ pub fn train_step(
     let latent = models.config.generator.latent_dim;
     let mut rng = stream(seed, Purpose::Noise, step);
     let z = Tensor::from_vec(normal(&mut rng, batch * latent), (batch, latent), device)?;
-    let paired = models.recipe.reconstruction_weight > 0.0;
+    // The pixel term needs the real faces' own attributes; `train` refuses it without them.
+    let paired = models.recipe.reconstruction_weight > 0.0 && labels.is_some();
     let fake_labels = match labels {
         Some(labels) if paired => Some(labels.clone()),
         _ => LabelPrior::of(&models.config)
