@@ -121,7 +121,8 @@ fn g_is_asked_for_its_attributes_by_the_term() {
     );
 }
 
-/// Mean |G(z, a face's attributes) − that face| over the faces, G in inference mode.
+/// Mean |G(z, a face's attributes) − that face| over the faces, G with batch statistics (a few
+/// steps leave its running ones unsettled).
 fn reconstruction_error(models: &Models, data: &Dataset) -> f32 {
     let all: Vec<usize> = (0..data.len()).collect();
     let (real, labels) = data.batch(&all, &Device::Cpu).unwrap();

@@ -135,12 +135,13 @@ pub fn train_step(
 
     // G through the updated D (non-saturating BCE or hinge; the class term for what it was asked).
     let (d_on_fake, fake_term) = judge(&models.d, &seen(&fake)?, fake_labels.as_ref(), true)?;
-    let loss_g = plus(generator_loss(&recipe, &d_on_fake)?, fake_term)?;
-    let loss_g = if paired {
-        (loss_g + ((&fake - real)?.abs()?.mean_all()? * recipe.reconstruction_weight)?)?
-    } else {
-        loss_g
-    };
+    let pixel_term = paired
+        .then(|| (&fake - real)?.abs()?.mean_all()? * recipe.reconstruction_weight)
+        .transpose()?;
+    let loss_g = plus(
+        plus(generator_loss(&recipe, &d_on_fake)?, fake_term)?,
+        pixel_term,
+    )?;
     models.opt_g.step(&loss_g.backward()?)?;
     if let Some(g_ema) = &models.g_ema {
         ema::update(
