@@ -645,6 +645,86 @@ fn a_second_stage_starts_from_another_run_with_its_own_recipe() {
 }
 
 #[test]
+fn a_generator_file_starts_g_and_its_ema_beside_a_fresh_d() {
+    use gan_models::checkpoint::{load_generator, load_generator_weights, save_generator, Weights};
+    let faces = labelled_folder("file,hair\na.png,long\nb.png,short\n");
+    let data = faces.path().to_str().unwrap();
+    let labels = faces.path().join("labels.csv");
+    let out = tempfile::tempdir().unwrap();
+    let (first, second) = (out.path().join("first"), out.path().join("second"));
+    let small = small_labelled(&labels);
+    let run = |dir: &Path, extra: &[&str]| -> Output {
+        let args = folder_args(data, dir.to_str().unwrap());
+        train(&[&args[..], &small, &["--max-steps", "2"], extra].concat())
+    };
+    let o = run(&first, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The generator file `export --safetensors` writes: the first run's EMA weights.
+    let device = candle_core::Device::Cpu;
+    let shipped = load_generator(&first.join("checkpoint.safetensors"), &device).unwrap();
+    let file = out.path().join("generator.safetensors");
+    save_generator(&file, &shipped.generator, &shipped.config, "g").unwrap();
+    let file_s = file.to_str().unwrap();
+    // G held still (learning rate 0), so its weights after two steps are still the file's, and
+    // its EMA (an average of copies of them) the same up to rounding.
+    let o = run(
+        &second,
+        &[
+            "--init-from",
+            file_s,
+            "--lr-g",
+            "0",
+            "--oversample-rare",
+            "1",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let state = &checkpoint_json(&second)["state"];
+    assert_eq!(state["step"], 2, "{state}");
+    assert_eq!(state["adam_d_t"], 2, "D's Adam starts afresh");
+    assert_eq!(state["started_from"]["run"], file_s);
+    assert_eq!(state["started_from"]["step"], 0);
+    assert!(state["started_from"].get("recipe").is_none(), "{state}");
+    assert_eq!(state["recipe"]["oversample_rare"], 1.0);
+    let checkpoint = second.join("checkpoint.safetensors");
+    for (weights, tolerance) in [(Weights::Trained, 0.0), (Weights::Inference, 1e-6)] {
+        let g = load_generator_weights(&checkpoint, &device, weights).unwrap();
+        for (name, tensor) in shipped.generator.net.params.trainable() {
+            let now = &g.generator.net.params.trainable()[name];
+            let diff = (now.as_tensor() - tensor.as_tensor())
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(diff <= tolerance, "{weights:?} {name}: {diff}");
+        }
+    }
+    // Not from a generator of other widths; nothing written then.
+    let third = out.path().join("third");
+    let args = folder_args(data, third.to_str().unwrap());
+    let o = train(
+        &[
+            &args[..],
+            &[
+                "--labels",
+                labels.to_str().unwrap(),
+                "--ngf",
+                "16",
+                "--ndf",
+                "8",
+            ],
+            &["--init-from", file_s],
+        ]
+        .concat(),
+    );
+    fails_with(&o, &["generator.safetensors", "widths"]);
+    assert!(!third.join("checkpoint.safetensors").exists());
+}
+
+#[test]
 fn the_reconstruction_term_is_kept_in_the_recipe_across_a_resume() {
     let faces = labelled_folder("file,hair\na.png,long\nb.png,short\n");
     let data = faces.path().to_str().unwrap();
@@ -692,6 +772,8 @@ fn recipe_options_that_cannot_apply_are_refused() {
         (&["--request-power", "2"], "request power"),
         (&["--reconstruction-weight", "1"], "--labels"),
         (&["--reconstruction-weight=-1"], "reconstruction weight"),
+        (&["--oversample-rare", "1"], "--labels"),
+        (&["--oversample-rare=-1"], "oversampling power"),
         (
             &["--reconstruction-weight", "1", "--request-power", "0.5"],
             "--request-power",

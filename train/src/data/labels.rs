@@ -203,6 +203,27 @@ impl Labels {
             .collect()
     }
 
+    /// Each image's weight when rare classes are drawn more often: over its columns, the
+    /// largest `(classes in the column × the class's share)^(−power)`, and at least 1. A class
+    /// at its column's even share weighs 1, so 45 evenly drawn hair styles are not "rare", while
+    /// a 2 % pair of glasses beside 90 % without is.
+    pub fn rarity_weights(&self, power: f64) -> Vec<f64> {
+        let shares: Vec<Vec<f64>> = self
+            .frequencies()
+            .into_iter()
+            .map(|a| a.frequencies)
+            .collect();
+        self.values
+            .chunks_exact(self.attributes.len())
+            .map(|row| {
+                row.iter()
+                    .zip(&shares)
+                    .map(|(&c, s)| (s.len() as f64 * s[c as usize]).powf(-power))
+                    .fold(1.0, f64::max)
+            })
+            .collect()
+    }
+
     pub(crate) fn truncate(&mut self, n: usize) {
         self.values.truncate(n * self.attributes.len());
     }
@@ -251,6 +272,20 @@ mod tests {
         let shares = labels.frequencies();
         assert_eq!(shares[0].frequencies, [2.0 / 3.0, 1.0 / 3.0]);
         assert_eq!(shares[1].name, "glasses");
+    }
+
+    #[test]
+    fn rare_classes_weigh_more_and_even_ones_weigh_one() {
+        // glasses: none on 3 of 4 faces (2 × 3/4 = 1.5 → weight 1), round on 1 (2 × 1/4 → 2);
+        // hair: two classes at their even share (weight 1 at any power).
+        let labels = read(
+            "file,hair,glasses\na.png,long,none\nb.png,short,none\nc.png,long,round\nd.png,short,none\n",
+            &["a.png", "b.png", "c.png", "d.png"],
+        )
+        .unwrap();
+        assert_eq!(labels.rarity_weights(1.0), [1.0, 1.0, 2.0, 1.0]);
+        assert_eq!(labels.rarity_weights(0.5), [1.0, 1.0, 2f64.sqrt(), 1.0]);
+        assert_eq!(labels.rarity_weights(0.0), [1.0; 4]);
     }
 
     #[test]

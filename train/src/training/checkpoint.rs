@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use gan_models::checkpoint::{
-    strip_ema_prefix, write_tensor_file, CONFIG_KEY, EMA_PREFIX, KIND_KEY,
+    load_generator, strip_ema_prefix, write_tensor_file, CONFIG_KEY, EMA_PREFIX, KIND_KEY,
 };
 use gan_models::gan::{D_PREFIX, G_PREFIX};
 use gan_models::{Discriminator, Generator, ModelConfig, Params, TensorFile};
@@ -45,12 +45,14 @@ pub struct TrainState {
     pub started_from: Option<StartedFrom>,
 }
 
-/// Where a second-stage run started: the first stage's run directory, step and recipe.
+/// Where a second-stage run started: the first stage's run directory, step and recipe, or a
+/// generator file (step 0, no recipe: the file does not keep one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StartedFrom {
     pub run: String,
     pub step: u64,
-    pub recipe: Recipe,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<Recipe>,
 }
 
 /// Everything training mutates.
@@ -90,6 +92,42 @@ impl Models {
             opt_g,
             opt_d,
         })
+    }
+
+    /// G and its EMA from a generator file's (inference) weights, D and both Adam states fresh
+    /// (D drawn as a fresh run's would be). The file must hold this architecture's G.
+    pub fn from_generator_file(
+        path: &Path,
+        config: ModelConfig,
+        recipe: Recipe,
+        adam_g: AdamConfig,
+        adam_d: AdamConfig,
+        init: &mut rand_chacha::ChaCha8Rng,
+        device: &Device,
+    ) -> Result<Self> {
+        let loaded = load_generator(path, device)?;
+        if loaded.config.architecture != config.architecture
+            || loaded.config.generator != config.generator
+        {
+            return Err(TrainError::checkpoint(
+                path,
+                format!(
+                    "the file's generator is of architecture {:?} making {:?} images, or of other \
+                     widths or conditions; this run asks for {:?} making {:?}",
+                    loaded.config.architecture,
+                    loaded.config.image_shape()?,
+                    config.architecture,
+                    config.image_shape()?
+                ),
+            ));
+        }
+        let mut models = Self::fresh(config, recipe, adam_g, adam_d, init, device)?;
+        models.g = loaded.generator;
+        models.g_ema = (recipe.ema_decay > 0.0)
+            .then(|| ema::start(&models.g))
+            .transpose()?;
+        models.opt_g = Adam::new(models.g.net.params.trainable(), adam_g)?;
+        Ok(models)
     }
 
     /// Fresh models with the classic recipe and DCGAN's Adam for both networks, initialised from

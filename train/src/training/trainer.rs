@@ -22,7 +22,7 @@ use crate::training::losses::{
 use crate::training::metrics::{Interval, Metrics};
 use crate::training::optim::AdamConfig;
 use crate::training::recipe::Recipe;
-use crate::training::rng::{normal, permutation, stream, Purpose};
+use crate::training::rng::{normal, permutation, stream, weighted_order, Purpose};
 use crate::training::samples::write_grid;
 
 #[derive(Debug, Clone)]
@@ -42,6 +42,8 @@ pub struct TrainOptions {
     pub kernels: Kernels,
     /// Start from this run directory's checkpoint (weights, EMA, Adam moments, position) with
     /// this run's recipe and Adam settings, into a new run directory: a second stage of training.
+    /// A generator file (`export --safetensors`) instead starts G and its EMA from its weights,
+    /// with a fresh D and fresh Adam states at step 0: fine-tuning a model whose run is gone.
     pub init_from: Option<PathBuf>,
 }
 
@@ -191,6 +193,16 @@ pub fn train(
             "the request power reweighs the attributes G is asked for: it needs --labels".into(),
         ));
     }
+    // Each image's weight in an epoch's draws, when rare classes are drawn more often.
+    let draw_weights = match (opts.recipe.oversample_rare > 0.0, data.attributes()) {
+        (false, _) => None,
+        (true, Some(labels)) => Some(labels.rarity_weights(opts.recipe.oversample_rare)),
+        (true, None) => {
+            return Err(TrainError::Setting(
+                "oversampling rare classes reads the images' attributes: it needs --labels".into(),
+            ))
+        }
+    };
     if data.image_shape().as_slice() != config.image_shape()?.as_slice() {
         return Err(TrainError::Setting(format!(
             "dataset images are {:?} but the architecture makes {:?}",
@@ -239,6 +251,25 @@ pub fn train(
     };
     let (mut models, mut state) = if opts.resume {
         load(run_dir)?
+    } else if let Some(file) = opts.init_from.as_ref().filter(|p| p.is_file()) {
+        refuse_existing()?;
+        let mut init = stream(opts.seed, Purpose::Init, 0);
+        let models = Models::from_generator_file(
+            file,
+            config,
+            opts.recipe,
+            opts.adam_g,
+            opts.adam_d,
+            &mut init,
+            device,
+        )?;
+        let mut state = first_state(opts);
+        state.started_from = Some(checkpoint::StartedFrom {
+            run: file.display().to_string(),
+            step: 0,
+            recipe: None,
+        });
+        (models, state)
     } else if let Some(parent) = &opts.init_from {
         refuse_existing()?;
         let (mut models, mut state) = load(parent)?;
@@ -246,7 +277,7 @@ pub fn train(
         state.started_from = Some(checkpoint::StartedFrom {
             run: parent.display().to_string(),
             step: state.step,
-            recipe: state.recipe,
+            recipe: Some(state.recipe),
         });
         state.recipe = opts.recipe;
         (state.adam_g, state.adam_d) = (opts.adam_g, opts.adam_d);
@@ -262,21 +293,7 @@ pub fn train(
             &mut init,
             device,
         )?;
-        let state = TrainState {
-            seed: opts.seed,
-            batch_size: opts.batch_size,
-            step: 0,
-            epoch: 0,
-            batch_in_epoch: 0,
-            adam_g: opts.adam_g,
-            adam_d: opts.adam_d,
-            adam_g_t: 0,
-            adam_d_t: 0,
-            elapsed_s: 0.0,
-            recipe: opts.recipe,
-            started_from: None,
-        };
-        (models, state)
+        (models, first_state(opts))
     };
     models.set_kernels(opts.kernels);
     let mut metrics = Metrics::open(run_dir, state.step)?;
@@ -305,7 +322,10 @@ pub fn train(
     let mut steps_here = 0u64;
     while state.epoch < opts.epochs {
         let epoch_start = Instant::now();
-        let order = permutation(state.seed, state.epoch, data.len());
+        let order = match &draw_weights {
+            Some(weights) => weighted_order(state.seed, state.epoch, weights)?,
+            None => permutation(state.seed, state.epoch, data.len()),
+        };
         while state.batch_in_epoch < batches {
             if stop.load(Ordering::SeqCst) || opts.max_steps.is_some_and(|m| steps_here >= m) {
                 state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
@@ -387,6 +407,24 @@ pub fn train(
         images_per_s: rate(steps_here, opts.batch_size, started),
         state,
     })
+}
+
+/// Step 0 of a run with these options.
+fn first_state(opts: &TrainOptions) -> TrainState {
+    TrainState {
+        seed: opts.seed,
+        batch_size: opts.batch_size,
+        step: 0,
+        epoch: 0,
+        batch_in_epoch: 0,
+        adam_g: opts.adam_g,
+        adam_d: opts.adam_d,
+        adam_g_t: 0,
+        adam_d_t: 0,
+        elapsed_s: 0.0,
+        recipe: opts.recipe,
+        started_from: None,
+    }
 }
 
 pub fn sample_path(run_dir: &Path, epoch: u64) -> PathBuf {

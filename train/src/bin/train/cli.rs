@@ -294,6 +294,12 @@ pub struct TrainArgs {
     /// decide the image, as DiceBear's nine parts do; elsewhere it blurs. 0: off.
     #[arg(long, default_value_t = 0.0)]
     pub reconstruction_weight: f64,
+    /// With --labels: each epoch draws its images with replacement, an image weighted by its
+    /// rarest attribute class, (classes in the column × the class's share)^(−P) and at least 1,
+    /// so rare classes are seen more often (P 1: a 2 % pair of glasses among six classes about
+    /// 8×, a face with evenly drawn classes 1×). 0: off, every image once per epoch.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub oversample_rare: f64,
     #[arg(long, default_value_t = 0.5)]
     pub beta1: f64,
     #[arg(long, default_value_t = 0.999)]
@@ -307,8 +313,11 @@ pub struct TrainArgs {
     /// Start from another run directory's checkpoint (weights, EMA, Adam moments, seed, step
     /// and epoch) with this command's recipe and Adam settings, writing to --out: a second stage
     /// of training (e.g. adding --classifier-weight). The architecture options and batch size
-    /// must match the first stage's; the new checkpoint records where it started.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with = "resume")]
+    /// must match the first stage's; the new checkpoint records where it started. A generator
+    /// file (`export --safetensors`, e.g. a model in models/pretrained) instead starts G and its
+    /// EMA from its weights, with a fresh D and fresh Adam states at step 0: fine-tuning a model
+    /// whose run directory is gone.
+    #[arg(long, value_name = "RUN_DIR|GENERATOR", conflicts_with = "resume")]
     pub init_from: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,

@@ -74,6 +74,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         class_balance: args.class_balance,
         request_power: args.request_power,
         reconstruction_weight: args.reconstruction_weight,
+        oversample_rare: args.oversample_rare,
     };
     if let Some(preset) = args.preset {
         let preset = match preset {
