@@ -94,20 +94,12 @@ impl Models {
         })
     }
 
-    /// G and its EMA from a generator file's (inference) weights, D and both Adam states fresh
-    /// (D drawn as a fresh run's would be). The file must hold this architecture's G.
-    pub fn from_generator_file(
-        path: &Path,
-        config: ModelConfig,
-        recipe: Recipe,
-        adam_g: AdamConfig,
-        adam_d: AdamConfig,
-        init: &mut rand_chacha::ChaCha8Rng,
-        device: &Device,
-    ) -> Result<Self> {
+    /// Replaces G and its EMA by a generator file's (inference) weights, with G's Adam state
+    /// fresh: fine-tuning an exported model. The file must hold this architecture's G.
+    pub fn start_generator_from(&mut self, path: &Path, device: &Device) -> Result<()> {
         let loaded = load_generator(path, device)?;
-        if loaded.config.architecture != config.architecture
-            || loaded.config.generator != config.generator
+        if loaded.config.architecture != self.config.architecture
+            || loaded.config.generator != self.config.generator
         {
             return Err(TrainError::checkpoint(
                 path,
@@ -116,18 +108,19 @@ impl Models {
                      widths or conditions; this run asks for {:?} making {:?}",
                     loaded.config.architecture,
                     loaded.config.image_shape()?,
-                    config.architecture,
-                    config.image_shape()?
+                    self.config.architecture,
+                    self.config.image_shape()?
                 ),
             ));
         }
-        let mut models = Self::fresh(config, recipe, adam_g, adam_d, init, device)?;
-        models.g = loaded.generator;
-        models.g_ema = (recipe.ema_decay > 0.0)
-            .then(|| ema::start(&models.g))
+        self.g = loaded.generator;
+        self.g_ema = self
+            .g_ema
+            .is_some()
+            .then(|| ema::start(&self.g))
             .transpose()?;
-        models.opt_g = Adam::new(models.g.net.params.trainable(), adam_g)?;
-        Ok(models)
+        self.opt_g = Adam::new(self.g.net.params.trainable(), self.opt_g.config)?;
+        Ok(())
     }
 
     /// Fresh models with the classic recipe and DCGAN's Adam for both networks, initialised from

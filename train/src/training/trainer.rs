@@ -251,26 +251,7 @@ pub fn train(
     };
     let (mut models, mut state) = if opts.resume {
         load(run_dir)?
-    } else if let Some(file) = opts.init_from.as_ref().filter(|p| p.is_file()) {
-        refuse_existing()?;
-        let mut init = stream(opts.seed, Purpose::Init, 0);
-        let models = Models::from_generator_file(
-            file,
-            config,
-            opts.recipe,
-            opts.adam_g,
-            opts.adam_d,
-            &mut init,
-            device,
-        )?;
-        let mut state = first_state(opts);
-        state.started_from = Some(checkpoint::StartedFrom {
-            run: file.display().to_string(),
-            step: 0,
-            recipe: None,
-        });
-        (models, state)
-    } else if let Some(parent) = &opts.init_from {
+    } else if let Some(parent) = opts.init_from.as_ref().filter(|p| !p.is_file()) {
         refuse_existing()?;
         let (mut models, mut state) = load(parent)?;
         models.restart(opts.recipe, opts.adam_g, opts.adam_d)?;
@@ -285,7 +266,7 @@ pub fn train(
     } else {
         refuse_existing()?;
         let mut init = stream(opts.seed, Purpose::Init, 0);
-        let models = Models::fresh(
+        let mut models = Models::fresh(
             config,
             opts.recipe,
             opts.adam_g,
@@ -293,7 +274,17 @@ pub fn train(
             &mut init,
             device,
         )?;
-        (models, first_state(opts))
+        let mut state = first_state(opts);
+        // A generator file: G from its weights, beside the fresh D (drawn as a fresh run's).
+        if let Some(file) = &opts.init_from {
+            models.start_generator_from(file, device)?;
+            state.started_from = Some(checkpoint::StartedFrom {
+                run: file.display().to_string(),
+                step: 0,
+                recipe: None,
+            });
+        }
+        (models, state)
     };
     models.set_kernels(opts.kernels);
     let mut metrics = Metrics::open(run_dir, state.step)?;
