@@ -51,9 +51,9 @@ pub struct Recipe {
     pub reconstruction_weight: f64,
     /// Each epoch draws its labelled images with replacement, an image weighted by its rarest
     /// attribute class, `(classes in the column × the class's share)^(−power)` and at least 1:
-    /// D, the class term and the pixel term then see a 2 % pair of glasses several times as
-    /// often, where the class term's balance alone left them drawn four times in ten. 0: off,
-    /// every image once per epoch.
+    /// D, the class term and the pixel term then see rare classes (a 2 % pair of glasses)
+    /// several times as often, which the class term's balance weights alone did not make G
+    /// draw. 0: off, every image once per epoch.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub oversample_rare: f64,
 }
