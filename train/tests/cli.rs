@@ -48,6 +48,19 @@ fn small_labelled(labels: &Path) -> [&str; 6] {
     ]
 }
 
+/// `--labels` with G twice as wide as `small_labelled`'s: a run a width-8 checkpoint or
+/// generator cannot start.
+fn wider_labelled(labels: &Path) -> [&str; 6] {
+    [
+        "--labels",
+        labels.to_str().unwrap(),
+        "--ngf",
+        "16",
+        "--ndf",
+        "8",
+    ]
+}
+
 /// A copy of the fixture with `edit` applied to one of its files.
 fn broken_mnist(file: &str, edit: impl FnOnce(&Path)) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -624,14 +637,7 @@ fn a_second_stage_starts_from_another_run_with_its_own_recipe() {
     let o = train(
         &[
             &folder_args(data, third.to_str().unwrap())[..],
-            &[
-                "--labels",
-                labels.to_str().unwrap(),
-                "--ngf",
-                "16",
-                "--ndf",
-                "8",
-            ],
+            &wider_labelled(&labels),
             &term,
         ]
         .concat(),
@@ -707,14 +713,7 @@ fn a_generator_file_starts_g_and_its_ema_beside_a_fresh_d() {
     let o = train(
         &[
             &args[..],
-            &[
-                "--labels",
-                labels.to_str().unwrap(),
-                "--ngf",
-                "16",
-                "--ndf",
-                "8",
-            ],
+            &wider_labelled(&labels),
             &["--init-from", file_s],
         ]
         .concat(),

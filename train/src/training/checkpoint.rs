@@ -98,21 +98,7 @@ impl Models {
     /// fresh: fine-tuning an exported model. The file must hold this architecture's G.
     pub fn start_generator_from(&mut self, path: &Path, device: &Device) -> Result<()> {
         let loaded = load_generator(path, device)?;
-        if loaded.config.architecture != self.config.architecture
-            || loaded.config.generator != self.config.generator
-        {
-            return Err(TrainError::checkpoint(
-                path,
-                format!(
-                    "the file's generator is of architecture {:?} making {:?} images, or of other \
-                     widths or conditions; this run asks for {:?} making {:?}",
-                    loaded.config.architecture,
-                    loaded.config.image_shape()?,
-                    self.config.architecture,
-                    self.config.image_shape()?
-                ),
-            ));
-        }
+        refuse_other_generator(path, "the file's generator", &loaded.config, &self.config)?;
         self.g = loaded.generator;
         self.g_ema = self
             .g_ema
@@ -175,6 +161,29 @@ impl Models {
     pub fn inference_generator(&self) -> &Generator {
         self.g_ema.as_ref().unwrap_or(&self.g)
     }
+}
+
+/// Refuses a file whose G (`found`, described as `what`) is not the one this run builds.
+fn refuse_other_generator(
+    path: &Path,
+    what: &str,
+    found: &ModelConfig,
+    expected: &ModelConfig,
+) -> Result<()> {
+    if found.architecture == expected.architecture && found.generator == expected.generator {
+        return Ok(());
+    }
+    Err(TrainError::checkpoint(
+        path,
+        format!(
+            "{what} is of architecture {:?} making {:?} images, or of other widths or \
+             conditions; this run asks for {:?} making {:?}",
+            found.architecture,
+            found.image_shape()?,
+            expected.architecture,
+            expected.image_shape()?
+        ),
+    ))
 }
 
 pub fn path(run_dir: &Path) -> PathBuf {
@@ -242,18 +251,7 @@ pub fn from_file(
         ));
     }
     let config = file.config(&file_path)?;
-    if config.architecture != expected.architecture || config.generator != expected.generator {
-        return Err(TrainError::checkpoint(
-            &file_path,
-            format!(
-                "checkpoint is of architecture {:?} making {:?} images; this run asks for {:?} making {:?}",
-                config.architecture,
-                config.image_shape()?,
-                expected.architecture,
-                expected.image_shape()?
-            ),
-        ));
-    }
+    refuse_other_generator(&file_path, "checkpoint", &config, expected)?;
     let state: TrainState = file
         .metadata
         .get(STATE_KEY)
