@@ -22,6 +22,16 @@ LAYERS = [
     ("faces D conv 128-256 16->8", False, 128, 256, 16, 2, 1),
     ("faces D conv 256-512 8->4", False, 256, 512, 8, 2, 1),
     ("faces D conv 512-1 4->1", False, 512, 1, 4, 1, 0),
+    ("half G convT 100-256 1->4", True, 100, 256, 1, 1, 0),
+    ("half G convT 256-128 4->8", True, 256, 128, 4, 2, 1),
+    ("half G convT 128-64 8->16", True, 128, 64, 8, 2, 1),
+    ("half G convT 64-32 16->32", True, 64, 32, 16, 2, 1),
+    ("half G convT 32-3 32->64", True, 32, 3, 32, 2, 1),
+    ("half D conv 3-32 64->32", False, 3, 32, 64, 2, 1),
+    ("half D conv 32-64 32->16", False, 32, 64, 32, 2, 1),
+    ("half D conv 64-128 16->8", False, 64, 128, 16, 2, 1),
+    ("half D conv 128-256 8->4", False, 128, 256, 8, 2, 1),
+    ("half D conv 257-1 4->1", False, 257, 1, 4, 1, 0),
 ]
 
 

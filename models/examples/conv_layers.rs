@@ -1,7 +1,7 @@
 //! Per-layer timing of the fast convolutions (forward; backward = input and weight gradients,
 //! less what the `sum_all` that seeds it and candle's storing of the input's gradient cost)
-//! at the reference architectures' shapes, batch 64, in GFLOP/s: where a training step's
-//! convolution time goes. It sets up the process as `train` does (glibc keeps freed memory,
+//! at the reference architectures' shapes and the shipped faces models' half-width ones
+//! (`half`), batch 64, in GFLOP/s: where a training step's convolution time goes. It sets up the process as `train` does (glibc keeps freed memory,
 //! candle's spinning element-wise pool stays at one thread), or it would time those instead:
 //!
 //!   RAYON_NUM_THREADS=2 cargo run --release -p gan-models --example conv_layers [FILTER]
@@ -34,6 +34,16 @@ fn main() -> candle_core::Result<()> {
         ("faces D conv 128-256 16->8", false, 128, 256, 16, 2, 1),
         ("faces D conv 256-512 8->4", false, 256, 512, 8, 2, 1),
         ("faces D conv 512-1 4->1", false, 512, 1, 4, 1, 0),
+        ("half G convT 100-256 1->4", true, 100, 256, 1, 1, 0),
+        ("half G convT 256-128 4->8", true, 256, 128, 4, 2, 1),
+        ("half G convT 128-64 8->16", true, 128, 64, 8, 2, 1),
+        ("half G convT 64-32 16->32", true, 64, 32, 16, 2, 1),
+        ("half G convT 32-3 32->64", true, 32, 3, 32, 2, 1),
+        ("half D conv 3-32 64->32", false, 3, 32, 64, 2, 1),
+        ("half D conv 32-64 32->16", false, 32, 64, 32, 2, 1),
+        ("half D conv 64-128 16->8", false, 64, 128, 16, 2, 1),
+        ("half D conv 128-256 8->4", false, 128, 256, 8, 2, 1),
+        ("half D conv 257-1 4->1", false, 257, 1, 4, 1, 0),
     ];
     let filter = std::env::args().nth(1).unwrap_or_default();
     let n = 64;

@@ -1,9 +1,10 @@
 //! The fast CPU kernels of a training step, in one place: convolutions lowered to GEMM, fused
-//! BatchNorm/bias + activation, nearest upsampling, the in-place Adam update, and the process
-//! settings they need.
+//! BatchNorm/bias + activation, nearest upsampling, DiffAugment, the minibatch-stddev channel,
+//! the in-place Adam update, and the process settings they need.
 //! [`Kernels`] chooses between them and candle's own ops (the reference they are tested against).
 
 pub mod adam;
+pub mod augment;
 mod class_bn;
 pub mod conv;
 pub mod cpu;
@@ -12,6 +13,7 @@ mod gemm;
 pub mod linear;
 pub mod post;
 pub mod process;
+pub mod stddev;
 pub mod storage;
 pub mod upsample;
 

@@ -7,7 +7,7 @@ use crate::error::{ModelError, Result};
 use crate::kernels::conv::ConvKind;
 use crate::kernels::fused::{self, Activation};
 use crate::kernels::post::Post;
-use crate::kernels::{conv, linear, upsample, Kernels};
+use crate::kernels::{conv, linear, stddev, upsample, Kernels};
 use crate::labels::{code_indices, label_values, one_hot};
 use crate::params::{tensor_name, Params};
 
@@ -437,6 +437,7 @@ impl Net {
                 let (_, _, h, w) = x.dims4()?;
                 x.upsample_nearest2d(h * factor, w * factor)?
             }
+            Layer::MinibatchStddev if fast => stddev::minibatch_stddev(x)?,
             Layer::MinibatchStddev => minibatch_stddev(x)?,
             Layer::Relu | Layer::LeakyRelu { .. } | Layer::Tanh if fast => {
                 fused::bias_act(x, None, activation(layer).expect("an activation"))?

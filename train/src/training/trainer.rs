@@ -91,10 +91,10 @@ pub fn train_step(
     };
     let fake = models.g.forward_t(&z, fake_labels.as_ref(), true)?;
     let mut aug_rng = stream(seed, Purpose::Augment, step);
-    let recipe = models.recipe;
+    let (recipe, kernels) = (models.recipe, models.d.net.kernels);
     let mut seen = |x: &Tensor| -> candle_core::Result<Tensor> {
         if recipe.diff_augment {
-            diff_augment(x, !recipe.augment_keeps_colour, &mut aug_rng)
+            diff_augment(x, !recipe.augment_keeps_colour, &mut aug_rng, kernels)
         } else {
             Ok(x.clone())
         }
