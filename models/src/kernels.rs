@@ -15,6 +15,7 @@ pub mod post;
 pub mod process;
 pub mod stddev;
 pub mod storage;
+mod tanh;
 pub mod upsample;
 
 /// Which code runs a CPU training step's convolutions, BatchNorm + activation and Adam update:

@@ -45,7 +45,10 @@ macro_rules! with_activation {
                 $body
             }
             Activation::Tanh => {
-                let ($f, $df) = (|v: f32| v.tanh(), |y: f32| 1.0 - y * y);
+                let ($f, $df) = (
+                    |v: f32| $crate::kernels::tanh::tanh(v),
+                    |y: f32| 1.0 - y * y,
+                );
                 $body
             }
         }
