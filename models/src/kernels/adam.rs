@@ -58,6 +58,18 @@ pub fn update_in_place(
     )
 }
 
+/// `avg ← β·avg + (1 − β)·x` in place (CPU f32, contiguous `avg`): Adam's first-moment pass,
+/// which is also the exponential moving average of G's weights.
+pub fn moving_average_in_place(avg: &Tensor, x: &Tensor, beta: f64) -> Result<()> {
+    avg.inplace_op2(
+        &x.contiguous()?,
+        &Moment {
+            beta,
+            square: false,
+        },
+    )
+}
+
 /// `m ← β·m + (1 − β)·g` (or `g²` for the second moment), in place.
 struct Moment {
     beta: f64,
