@@ -57,13 +57,13 @@ fn dims(l: &Layout, draws: &Augmentation) -> Result<(usize, usize, usize, usize)
     Ok((n, c, h, w))
 }
 
-/// Runs `each(draw, input sample, output sample)` over the batch in parallel, the output
-/// written in full by `each`.
+/// Runs `each(draw, input sample, output sample, (h, w))` over the batch in parallel, into a
+/// zeroed output.
 fn per_sample(
     x: &[f32],
     l: &Layout,
     draws: &Augmentation,
-    each: impl Fn(&SampleDraw, &[f32], &mut [f32], (usize, usize, usize)) + Sync,
+    each: impl Fn(&SampleDraw, &[f32], &mut [f32], (usize, usize)) + Sync,
 ) -> Result<(CpuStorage, Shape)> {
     let (n, c, h, w) = dims(l, draws)?;
     let len = c * h * w;
@@ -71,7 +71,7 @@ fn per_sample(
     out.par_chunks_mut(len)
         .zip(x.par_chunks(len))
         .zip(&draws.samples)
-        .for_each(|((o, x), d)| each(d, x, o, (c, h, w)));
+        .for_each(|((o, x), d)| each(d, x, o, (h, w)));
     Ok((CpuStorage::F32(out), l.shape().clone()))
 }
 
@@ -124,6 +124,31 @@ fn move_plane(
     }
 }
 
+/// Saturation: every pixel's channels pulled towards (factor < 1) or pushed past their mean,
+/// `v ← s·v + (1 − s)·mean over channels`, in place on one sample's `[C, hw]` values. The map
+/// is symmetric, so it is its own adjoint.
+fn saturate(v: &mut [f32], hw: usize, s: f32) {
+    let channels = (v.len() / hw) as f32;
+    let mut mean = vec![0f32; hw];
+    for plane in v.chunks_exact(hw) {
+        mean.iter_mut().zip(plane).for_each(|(m, &p)| *m += p);
+    }
+    mean.iter_mut().for_each(|m| *m *= (1.0 - s) / channels);
+    for plane in v.chunks_exact_mut(hw) {
+        plane
+            .iter_mut()
+            .zip(&mean)
+            .for_each(|(p, &m)| *p = *p * s + m);
+    }
+}
+
+/// Contrast: `v ← k·v + (1 − k)·mean`, the mean over the whole sample, in place; symmetric,
+/// so its own adjoint too.
+fn contrast(v: &mut [f32], k: f32) {
+    let shift = (lane_sum(v, v, |a, _| a) / v.len() as f64) as f32 * (1.0 - k);
+    v.iter_mut().for_each(|p| *p = *p * k + shift);
+}
+
 impl CustomOp1 for Augment {
     fn name(&self) -> &'static str {
         "diff-augment"
@@ -131,27 +156,15 @@ impl CustomOp1 for Augment {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let cut = self.0.cut;
-        per_sample(slice(s, l)?, l, &self.0, |d, x, out, (c, h, w)| {
+        per_sample(slice(s, l)?, l, &self.0, |d, x, out, (h, w)| {
             let hw = h * w;
             let recoloured;
             let x = match d.colour {
                 None => x,
                 Some([b, s, k]) => {
                     let mut v: Vec<f32> = x.iter().map(|&v| v + b).collect();
-                    // Saturation: each pixel pulled from or pushed past its channel mean.
-                    let mut gray = vec![0f32; hw];
-                    for plane in v.chunks_exact(hw) {
-                        gray.iter_mut().zip(plane).for_each(|(g, &p)| *g += p);
-                    }
-                    gray.iter_mut().for_each(|g| *g /= c as f32);
-                    for plane in v.chunks_exact_mut(hw) {
-                        for (p, &g) in plane.iter_mut().zip(&gray) {
-                            *p = (*p - g) * s + g;
-                        }
-                    }
-                    // Contrast: every value pulled from or pushed past the sample's mean.
-                    let mean = (lane_sum(&v, &v, |a, _| a) / v.len() as f64) as f32;
-                    v.iter_mut().for_each(|p| *p = (*p - mean) * k + mean);
+                    saturate(&mut v, hw, s);
+                    contrast(&mut v, k);
                     recoloured = v;
                     &recoloured[..]
                 }
@@ -177,25 +190,15 @@ impl CustomOp1 for Adjoint {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let cut = self.0.cut;
-        per_sample(slice(s, l)?, l, &self.0, |d, dy, dx, (c, h, w)| {
+        per_sample(slice(s, l)?, l, &self.0, |d, dy, dx, (h, w)| {
             let hw = h * w;
             for (o, g) in dx.chunks_exact_mut(hw).zip(dy.chunks_exact(hw)) {
                 move_plane(d, (h, w), cut, g, o, false);
             }
-            let Some([_, s, k]) = d.colour else { return };
-            // Contrast's adjoint: k·g + (1 − k)·mean(g), then saturation's per pixel:
-            // s·g + (1 − s)·mean over channels; brightness passes the gradient as is.
-            let mean = (lane_sum(dx, dx, |a, _| a) / dx.len() as f64) as f32;
-            dx.iter_mut().for_each(|g| *g = *g * k + (1.0 - k) * mean);
-            let mut gray = vec![0f32; hw];
-            for plane in dx.chunks_exact(hw) {
-                gray.iter_mut().zip(plane).for_each(|(m, &g)| *m += g);
-            }
-            gray.iter_mut().for_each(|m| *m /= c as f32);
-            for plane in dx.chunks_exact_mut(hw) {
-                for (g, &m) in plane.iter_mut().zip(&gray) {
-                    *g = *g * s + (1.0 - s) * m;
-                }
+            // The forward's steps in reverse; brightness passes the gradient as is.
+            if let Some([_, s, k]) = d.colour {
+                contrast(dx, k);
+                saturate(dx, hw, s);
             }
         })
     }
