@@ -35,7 +35,7 @@ pub fn diff_augment(
 
 /// Every sample's parameters: brightness, saturation and contrast for the batch (in that
 /// order), then each sample's shift, then each sample's cut-out corner.
-pub fn draw(
+fn draw(
     (n, _, h, w): (usize, usize, usize, usize),
     colour: bool,
     rng: &mut impl Rng,
@@ -70,11 +70,12 @@ pub fn draw(
 }
 
 /// `draws` applied with candle's ops: the reference the kernel is tested against.
-pub fn reference(x: &Tensor, draws: &Augmentation) -> Result<Tensor> {
+fn reference(x: &Tensor, draws: &Augmentation) -> Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
-    let x = match draws.samples.first().and_then(|d| d.colour) {
-        Some(_) => color(x, draws)?,
-        None => x.clone(),
+    let x = if draws.samples.iter().any(|d| d.colour.is_some()) {
+        color(x, draws)?
+    } else {
+        x.clone()
     };
     let shifts: Vec<_> = draws.samples.iter().map(|d| d.shift).collect();
     let boxes: Vec<_> = draws.samples.iter().map(|d| d.cut_at).collect();
@@ -95,7 +96,8 @@ fn color(x: &Tensor, draws: &Augmentation) -> Result<Tensor> {
         let v: Vec<f32> = draws
             .samples
             .iter()
-            .map(|d| d.colour.map_or(0.0, |c| c[k]))
+            // A sample that keeps its colours: brightness 0, saturation and contrast 1.
+            .map(|d| d.colour.unwrap_or([0.0, 1.0, 1.0])[k])
             .collect();
         Tensor::from_vec(v, (n, 1, 1, 1), x.device())
     };
@@ -259,7 +261,8 @@ mod tests {
 
     /// The kernel against candle's ops on the same draws: values and the input's gradient (of
     /// a weighted sum, so every output element's gradient differs), over odd sizes, both
-    /// policies and draws whose shifts and cut-outs reach past every border.
+    /// policies, a batch that mixes them, and draws whose shifts and cut-outs reach past every
+    /// border.
     #[test]
     fn kernel_matches_candle_ops_forward_and_backward() {
         let device = Device::Cpu;
@@ -275,6 +278,8 @@ mod tests {
             draws.samples[0].shift = (h as i64, -(w as i64) + 1);
             draws.samples[1].cut_at = (-(h as i64), w as i64 - 1);
             draws.samples[2].cut_at = (h as i64 - 2, -1);
+            // A sample that keeps its colours in a recoloured batch.
+            draws.samples[n - 1].colour = None;
             let len = n * c * h * w;
             let values = |salt: usize| -> Vec<f32> {
                 (0..len)
