@@ -14,9 +14,19 @@ fn fixture() -> std::path::PathBuf {
 }
 
 fn train(run: &Path, resume: bool) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_train"));
+    train_from(
+        Path::new(env!("CARGO_BIN_EXE_train")),
+        &fixture(),
+        run,
+        resume,
+    )
+}
+
+/// [`train`] with the binary and the MNIST folder at other places.
+fn train_from(bin: &Path, data: &Path, run: &Path, resume: bool) -> Command {
+    let mut c = Command::new(bin);
     c.args(["--dataset", "mnist", "--data"])
-        .arg(fixture())
+        .arg(data)
         .arg("--out")
         .arg(run)
         .args(["--epochs", "2", "--batch-size", "32", "--quiet"])
@@ -109,11 +119,27 @@ fn a_read_only_run_directory_keeps_the_last_good_checkpoint() {
         set_mode(&p, if p.is_dir() { 0o555 } else { 0o444 });
     }
     set_mode(&dir, 0o555);
-    let mut resume = train(&dir, true);
     // SAFETY: getuid has no preconditions.
-    if unsafe { libc::getuid() } == 0 {
-        resume.uid(65534).gid(65534);
-    }
+    let mut resume = if unsafe { libc::getuid() } == 0 {
+        // `nobody` may not reach the checkout (a clone under /root is 0700): it runs copies of
+        // the binary and the data from the temp directory, which it can read.
+        let bin = parent.path().join("train");
+        std::fs::copy(env!("CARGO_BIN_EXE_train"), &bin).unwrap();
+        set_mode(&bin, 0o755);
+        let data = parent.path().join("mnist");
+        std::fs::create_dir(&data).unwrap();
+        for e in std::fs::read_dir(fixture()).unwrap() {
+            let from = e.unwrap().path();
+            let to = data.join(from.file_name().unwrap());
+            std::fs::copy(&from, &to).unwrap();
+            set_mode(&to, 0o644);
+        }
+        let mut c = train_from(&bin, &data, &dir, true);
+        c.uid(65534).gid(65534);
+        c
+    } else {
+        train(&dir, true)
+    };
     let out = resume.output().unwrap();
     set_mode(&dir, 0o755);
     assert_clean_failure(&out, &[dir.to_str().unwrap(), "ermission denied"]);
