@@ -1,8 +1,9 @@
 //! Per-layer timing of the fast convolutions (forward; backward = input and weight gradients,
 //! less what the `sum_all` that seeds it and candle's storing of the input's gradient cost)
 //! at the reference architectures' shapes and the shipped faces models' half-width ones
-//! (`half`), batch 64, in GFLOP/s: where a training step's convolution time goes. It sets up the process as `train` does (glibc keeps freed memory,
-//! candle's spinning element-wise pool stays at one thread), or it would time those instead:
+//! (`half`), batch 64, in GFLOP/s: where a training step's convolution time goes. It sets up
+//! the process as `train` does (glibc keeps freed memory, candle's spinning element-wise pool
+//! stays at one thread), or it would time those instead:
 //!
 //!   RAYON_NUM_THREADS=2 cargo run --release -p gan-models --example conv_layers [FILTER]
 //!

@@ -12,7 +12,7 @@ use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::kernels::fused::lane_sum;
-use crate::kernels::storage::slice;
+use crate::kernels::storage::{slice, zeroed};
 
 /// What one sample's augmentation was drawn to be.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,7 +67,7 @@ fn per_sample(
 ) -> Result<(CpuStorage, Shape)> {
     let (n, c, h, w) = dims(l, draws)?;
     let len = c * h * w;
-    let mut out = vec![0f32; n * len];
+    let mut out = zeroed(n * len);
     out.par_chunks_mut(len)
         .zip(x.par_chunks(len))
         .zip(&draws.samples)

@@ -6,7 +6,7 @@
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::kernels::storage::slice;
+use crate::kernels::storage::{slice, zeroed};
 
 /// Added to each feature's variance before the square root, as in the reference.
 const EPS: f32 = 1e-8;
@@ -56,7 +56,7 @@ impl CustomOp1 for Stddev {
         let (n, f, plane) = dims(l)?;
         let (_, std) = moments(x, n, f);
         let level = (std.iter().map(|&s| s as f64).sum::<f64>() / f as f64) as f32;
-        let mut y = vec![0f32; n * (f + plane)];
+        let mut y = zeroed(n * (f + plane));
         y.par_chunks_mut(f + plane)
             .zip(x.par_chunks(f))
             .for_each(|(y, x)| {
@@ -103,7 +103,7 @@ impl CustomOp2 for StddevGrad {
             .sum();
         let g = (total / (n * f) as f64) as f32;
         let scale: Vec<f32> = std.iter().map(|&s| g / s).collect();
-        let mut dx = vec![0f32; n * f];
+        let mut dx = zeroed(n * f);
         dx.par_chunks_mut(f)
             .zip(x.par_chunks(f).zip(dy.par_chunks(f + plane)))
             .for_each(|(dx, (x, dy))| {
