@@ -1,6 +1,7 @@
 //! An image seen through k×k windows: im2col, col2im and their stride-2 phase planes.
 
 use std::mem::MaybeUninit;
+use std::ops::Range;
 
 /// An image `[c, ih, iw]` seen through k×k windows at stride `s` and padding `p`: `oh × ow` windows.
 #[derive(Debug, Clone, Copy)]
@@ -122,18 +123,21 @@ impl Geometry {
         self.c * 4 * self.plane_h() * self.plane_w()
     }
 
-    /// For phase plane row `i` of parity (py, px): the image row, and the plane columns
-    /// `lo..hi` that hold image pixels, starting at image column `first`.
-    pub(super) fn phase_span(
-        &self,
-        i: usize,
-        py: usize,
-        px: usize,
-    ) -> Option<(usize, usize, usize, usize)> {
+    /// Where plane row `i` of row parity `py` gets its pixels from, if from the image.
+    pub(super) fn row_phases(&self, i: usize, py: usize) -> Option<RowPhases> {
         let y = (2 * i + py).checked_sub(self.p).filter(|&y| y < self.ih)?;
-        let lo = self.p.saturating_sub(px).div_ceil(2);
-        let hi = (self.iw + self.p - px).div_ceil(2).min(self.plane_w());
-        (lo < hi).then(|| (y, lo, hi, 2 * lo + px - self.p))
+        let span = |px: usize| {
+            let lo = self.p.saturating_sub(px).div_ceil(2);
+            let hi = (self.iw + self.p - px).div_ceil(2).min(self.plane_w());
+            lo..hi.max(lo)
+        };
+        let even_px = self.p % 2;
+        Some(RowPhases {
+            y,
+            even_px,
+            even: span(even_px),
+            odd: span(1 - even_px),
+        })
     }
 
     with_avx2! {
@@ -144,20 +148,27 @@ impl Geometry {
     #[inline(always)]
     pub(super) fn split_phases_any(&self, image: &[f32], planes: &mut [f32]) {
         let (ph, pw) = (self.plane_h(), self.plane_w());
-        for (q, plane) in planes.chunks_exact_mut(ph * pw).enumerate() {
-            let (c, py, px) = (q / 4, (q / 2) % 2, q % 2);
+        for (c, quad) in planes.chunks_exact_mut(4 * ph * pw).enumerate() {
             let channel = &image[c * self.ih * self.iw..(c + 1) * self.ih * self.iw];
-            for (i, row) in plane.chunks_exact_mut(pw).enumerate() {
-                let Some((y, lo, hi, first)) = self.phase_span(i, py, px) else {
-                    row.fill(0.0);
-                    continue;
-                };
-                row[..lo].fill(0.0);
-                row[hi..].fill(0.0);
-                let src = &channel[y * self.iw + first..(y + 1) * self.iw];
-                let src = &src[..2 * (hi - lo) - 1];
-                for (j, o) in row[lo..hi].iter_mut().enumerate() {
-                    *o = src[2 * j];
+            for (py, half) in quad.chunks_exact_mut(2 * ph * pw).enumerate() {
+                let (p0, p1) = half.split_at_mut(ph * pw);
+                for (i, (r0, r1)) in p0
+                    .chunks_exact_mut(pw)
+                    .zip(p1.chunks_exact_mut(pw))
+                    .enumerate()
+                {
+                    let Some(row) = self.row_phases(i, py) else {
+                        r0.fill(0.0);
+                        r1.fill(0.0);
+                        continue;
+                    };
+                    let (re, ro) = row.order(r0, r1);
+                    re[..row.even.start].fill(0.0);
+                    re[row.even.end..].fill(0.0);
+                    ro[..row.odd.start].fill(0.0);
+                    ro[row.odd.end..].fill(0.0);
+                    let src = &channel[row.y * self.iw..(row.y + 1) * self.iw];
+                    deinterleave(src, &mut re[row.even], &mut ro[row.odd]);
                 }
             }
         }
@@ -172,17 +183,17 @@ impl Geometry {
     #[inline(always)]
     pub(super) fn merge_phases_any(&self, planes: &[f32], image: &mut [f32]) {
         let (ph, pw) = (self.plane_h(), self.plane_w());
-        for (q, plane) in planes.chunks_exact(ph * pw).enumerate() {
-            let (c, py, px) = (q / 4, (q / 2) % 2, q % 2);
+        for (c, quad) in planes.chunks_exact(4 * ph * pw).enumerate() {
             let channel = &mut image[c * self.ih * self.iw..(c + 1) * self.ih * self.iw];
-            for (i, row) in plane.chunks_exact(pw).enumerate() {
-                let Some((y, lo, hi, first)) = self.phase_span(i, py, px) else {
-                    continue;
-                };
-                let dst = &mut channel[y * self.iw + first..(y + 1) * self.iw];
-                let dst = &mut dst[..2 * (hi - lo) - 1];
-                for (j, &v) in row[lo..hi].iter().enumerate() {
-                    dst[2 * j] = v;
+            for (py, half) in quad.chunks_exact(2 * ph * pw).enumerate() {
+                let (p0, p1) = half.split_at(ph * pw);
+                for (i, (r0, r1)) in p0.chunks_exact(pw).zip(p1.chunks_exact(pw)).enumerate() {
+                    let Some(row) = self.row_phases(i, py) else {
+                        continue;
+                    };
+                    let (re, ro) = row.order(r0, r1);
+                    let dst = &mut channel[row.y * self.iw..(row.y + 1) * self.iw];
+                    interleave(&re[row.even], &ro[row.odd], dst);
                 }
             }
         }
@@ -272,6 +283,130 @@ impl Geometry {
         }
         for (r, row) in dst.chunks_exact_mut(width).enumerate() {
             self.phased_row(r, scratch, row);
+        }
+    }
+}
+
+/// One image row `y` in the two phase planes of its row parity: its even columns (0, 2, …) fill
+/// the plane columns `even` of the plane with column parity `even_px`, its odd ones the plane
+/// columns `odd` of the other (a range is empty where a plane holds none).
+pub(super) struct RowPhases {
+    y: usize,
+    even_px: usize,
+    even: Range<usize>,
+    odd: Range<usize>,
+}
+
+impl RowPhases {
+    /// The rows of column parity 0 and 1 as (even columns' row, odd columns' row).
+    fn order<T>(&self, r0: T, r1: T) -> (T, T) {
+        if self.even_px == 0 {
+            (r0, r1)
+        } else {
+            (r1, r0)
+        }
+    }
+}
+
+/// `even[u] = pairs[2u]`, `odd[u] = pairs[2u + 1]`: both planes from one pass over an image
+/// row, which LLVM vectorises as loads and shuffles (one plane at a time, each row was read
+/// twice). A function of its own so that LLVM knows the slices apart: inlined into the loop
+/// over reborrowed rows, it checked at run time whether they overlap.
+#[inline(always)]
+fn deinterleave(pairs: &[f32], even: &mut [f32], odd: &mut [f32]) {
+    let n = even.len().min(odd.len());
+    for ((e, o), pair) in even
+        .iter_mut()
+        .zip(odd.iter_mut())
+        .zip(pairs.chunks_exact(2))
+    {
+        *e = pair[0];
+        *o = pair[1];
+    }
+    for (u, e) in even.iter_mut().enumerate().skip(n) {
+        *e = pairs[2 * u];
+    }
+    for (u, o) in odd.iter_mut().enumerate().skip(n) {
+        *o = pairs[2 * u + 1];
+    }
+}
+
+/// The adjoint of [`deinterleave`].
+#[inline(always)]
+fn interleave(even: &[f32], odd: &[f32], pairs: &mut [f32]) {
+    let n = even.len().min(odd.len());
+    for ((&e, &o), pair) in even.iter().zip(odd).zip(pairs.chunks_exact_mut(2)) {
+        pair[0] = e;
+        pair[1] = o;
+    }
+    for (u, &e) in even.iter().enumerate().skip(n) {
+        pairs[2 * u] = e;
+    }
+    for (u, &o) in odd.iter().enumerate().skip(n) {
+        pairs[2 * u + 1] = o;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Geometry;
+
+    /// Every stride-2 geometry with an even kernel up to 6, padding below the kernel, and odd
+    /// and even image sides from the smallest that fits.
+    fn geometries() -> impl Iterator<Item = Geometry> {
+        (2..=6usize).step_by(2).flat_map(|k| {
+            (0..k).flat_map(move |p| {
+                (k.saturating_sub(2 * p).max(1)..k + 7).flat_map(move |ih| {
+                    (k.saturating_sub(2 * p).max(1)..k + 7).map(move |iw| {
+                        let (oh, ow) = ((ih + 2 * p - k) / 2 + 1, (iw + 2 * p - k) / 2 + 1);
+                        Geometry {
+                            c: 2,
+                            ih,
+                            iw,
+                            k,
+                            s: 2,
+                            p,
+                            oh,
+                            ow,
+                        }
+                    })
+                })
+            })
+        })
+    }
+
+    /// The padded pixel (y, x) of channel c: zero outside the image.
+    fn padded(g: &Geometry, image: &[f32], c: usize, y: usize, x: usize) -> f32 {
+        match (y.checked_sub(g.p), x.checked_sub(g.p)) {
+            (Some(y), Some(x)) if y < g.ih && x < g.iw => image[(c * g.ih + y) * g.iw + x],
+            _ => 0.0,
+        }
+    }
+
+    #[test]
+    fn phase_planes_hold_the_padded_image_split_by_parity() {
+        for g in geometries() {
+            let image: Vec<f32> = (0..g.image()).map(|i| i as f32 + 1.0).collect();
+            let mut planes = vec![f32::NAN; g.phased_len()];
+            g.split_phases(&image, &mut planes);
+            let (ph, pw) = (g.plane_h(), g.plane_w());
+            for (q, plane) in planes.chunks_exact(ph * pw).enumerate() {
+                let (c, py, px) = (q / 4, (q / 2) % 2, q % 2);
+                for (i, row) in plane.chunks_exact(pw).enumerate() {
+                    for (j, &v) in row.iter().enumerate() {
+                        let want = padded(&g, &image, c, 2 * i + py, 2 * j + px);
+                        assert_eq!(v, want, "{g:?} plane {q} at ({i}, {j})");
+                    }
+                }
+            }
+            // Merging puts back every pixel that some plane holds, and only those.
+            let mut merged = vec![0.0; g.image()];
+            g.merge_phases(&planes, &mut merged);
+            for (i, (&m, &v)) in merged.iter().zip(&image).enumerate() {
+                let (y, x) = ((i / g.iw) % g.ih, i % g.iw);
+                let held = (y + g.p) / 2 < ph && (x + g.p) / 2 < pw;
+                assert_eq!(m, if held { v } else { 0.0 }, "{g:?} pixel {i}");
+            }
         }
     }
 }
