@@ -108,6 +108,43 @@ fn matches_candle_on_the_reference_layers() {
     }
 }
 
+/// Where the stride leaves a remainder, the last row and column of a Conv2d's input lie in no
+/// window (nor in a phase plane): their gradient is exactly zero, and the whole is the
+/// transposed convolution of the output's gradient with output padding (candle's own conv2d
+/// backward gets this shape wrong, so it cannot be the reference here).
+#[test]
+fn input_gradient_where_the_stride_leaves_a_remainder() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    // (input, weight): k2 and k4 windows at stride 2, no padding, one row and column left.
+    let cases = [([3, 2, 7, 7], [4, 2, 2, 2]), ([2, 3, 9, 11], [5, 3, 4, 4])];
+    for (x_shape, w_shape) in cases {
+        let x = random(&mut rng, &x_shape);
+        let w = random(&mut rng, &w_shape);
+        let y = conv::conv2d(x.as_tensor(), w.as_tensor(), 2, 0).unwrap();
+        let dy = random(&mut rng, y.dims()).as_detached_tensor();
+        let grads = (&y * &dy).unwrap().sum_all().unwrap().backward().unwrap();
+        let dx = grads.get(x.as_tensor()).unwrap();
+        let reference = dy.conv_transpose2d(w.as_tensor(), 0, 1, 2, 1).unwrap();
+        let err = rel_err(dx, &reference);
+        assert!(err <= 1e-4, "{x_shape:?} {w_shape:?}: error {err}");
+        let (h, wd) = (x_shape[2], x_shape[3]);
+        let edges = [
+            dx.narrow(2, h - 1, 1).unwrap(),
+            dx.narrow(3, wd - 1, 1).unwrap(),
+        ];
+        for edge in edges {
+            let sum = edge
+                .abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert_eq!(sum, 0.0, "{x_shape:?}: a pixel in no window got a gradient");
+        }
+    }
+}
+
 #[test]
 fn no_gradient_for_inputs_that_need_none() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);

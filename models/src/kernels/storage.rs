@@ -31,6 +31,24 @@ pub(crate) fn zeroed(len: usize) -> Vec<f32> {
     }
 }
 
+/// `out` zero-filled, as the values it now holds: for an output that is added into where the
+/// rest of it is written.
+pub(crate) fn zero_init(out: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    out.fill(MaybeUninit::new(0.0));
+    // SAFETY: every element was just written, and MaybeUninit<f32> has f32's layout.
+    unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<f32>(), out.len()) }
+}
+
+/// A written buffer seen as one to write again (a reused scratch buffer handed to a function
+/// that writes its output in full).
+///
+/// # Safety
+/// Nothing written through the view may be uninitialised (`MaybeUninit::write` of an f32 only).
+pub(crate) unsafe fn rewritable(v: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: same layout; the caller writes only initialised values.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<MaybeUninit<f32>>(), v.len()) }
+}
+
 /// Where a contiguous tensor's elements lie in its storage.
 fn contiguous_range(l: &Layout) -> Result<std::ops::Range<usize>> {
     match l.contiguous_offsets() {

@@ -3,6 +3,8 @@
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
+use crate::kernels::storage::rewritable;
+
 /// An image `[c, ih, iw]` seen through k×k windows at stride `s` and padding `p`: `oh × ow` windows.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Geometry {
@@ -141,12 +143,13 @@ impl Geometry {
     }
 
     with_avx2! {
-        /// One sample's image → its phase planes ([`Self::phased`]).
-        fn split_phases(&self, image: &[f32], planes: &mut [f32]) => split_phases_any
+        /// One sample's image → its phase planes ([`Self::phased`]), every element written.
+        fn split_phases(&self, image: &[f32], planes: &mut [MaybeUninit<f32>]) => split_phases_any
     }
 
     #[inline(always)]
-    pub(super) fn split_phases_any(&self, image: &[f32], planes: &mut [f32]) {
+    pub(super) fn split_phases_any(&self, image: &[f32], planes: &mut [MaybeUninit<f32>]) {
+        let zero = MaybeUninit::new(0.0);
         let (ph, pw) = (self.plane_h(), self.plane_w());
         for (c, quad) in planes.chunks_exact_mut(4 * ph * pw).enumerate() {
             let channel = &image[c * self.ih * self.iw..(c + 1) * self.ih * self.iw];
@@ -158,15 +161,15 @@ impl Geometry {
                     .enumerate()
                 {
                     let Some(row) = self.row_phases(i, py) else {
-                        r0.fill(0.0);
-                        r1.fill(0.0);
+                        r0.fill(zero);
+                        r1.fill(zero);
                         continue;
                     };
                     let (re, ro) = row.order(r0, r1);
-                    re[..row.even.start].fill(0.0);
-                    re[row.even.end..].fill(0.0);
-                    ro[..row.odd.start].fill(0.0);
-                    ro[row.odd.end..].fill(0.0);
+                    re[..row.even.start].fill(zero);
+                    re[row.even.end..].fill(zero);
+                    ro[..row.odd.start].fill(zero);
+                    ro[row.odd.end..].fill(zero);
                     let src = &channel[row.y * self.iw..(row.y + 1) * self.iw];
                     deinterleave(src, &mut re[row.even], &mut ro[row.odd]);
                 }
@@ -176,12 +179,17 @@ impl Geometry {
 
     with_avx2! {
         /// One sample's phase planes → its image: every pixel inside the planes lies in exactly
-        /// one (the image must start zeroed for those outside).
-        fn merge_phases(&self, planes: &[f32], image: &mut [f32]) => merge_phases_any
+        /// one, and is written; those outside ([`Self::planes_hold_every_pixel`]) are not.
+        fn merge_phases(&self, planes: &[f32], image: &mut [MaybeUninit<f32>]) => merge_phases_any
+    }
+
+    /// Whether every pixel of the image lies in a phase plane (all the k4 s2 p1 layers).
+    pub(super) fn planes_hold_every_pixel(&self) -> bool {
+        (self.ih - 1 + self.p) / 2 < self.plane_h() && (self.iw - 1 + self.p) / 2 < self.plane_w()
     }
 
     #[inline(always)]
-    pub(super) fn merge_phases_any(&self, planes: &[f32], image: &mut [f32]) {
+    pub(super) fn merge_phases_any(&self, planes: &[f32], image: &mut [MaybeUninit<f32>]) {
         let (ph, pw) = (self.plane_h(), self.plane_w());
         for (c, quad) in planes.chunks_exact(4 * ph * pw).enumerate() {
             let channel = &mut image[c * self.ih * self.iw..(c + 1) * self.ih * self.iw];
@@ -275,9 +283,11 @@ impl Geometry {
         }
         let samples = images.len() / self.image();
         scratch.resize(samples * self.phased_len(), 0.0);
+        // SAFETY: split_phases writes f32 values only.
+        let planes = unsafe { rewritable(scratch) };
         for (image, planes) in images
             .chunks_exact(self.image())
-            .zip(scratch.chunks_exact_mut(self.phased_len()))
+            .zip(planes.chunks_exact_mut(self.phased_len()))
         {
             self.split_phases(image, planes);
         }
@@ -313,43 +323,44 @@ impl RowPhases {
 /// twice). A function of its own so that LLVM knows the slices apart: inlined into the loop
 /// over reborrowed rows, it checked at run time whether they overlap.
 #[inline(always)]
-fn deinterleave(pairs: &[f32], even: &mut [f32], odd: &mut [f32]) {
+fn deinterleave(pairs: &[f32], even: &mut [MaybeUninit<f32>], odd: &mut [MaybeUninit<f32>]) {
     let n = even.len().min(odd.len());
     for ((e, o), pair) in even
         .iter_mut()
         .zip(odd.iter_mut())
         .zip(pairs.chunks_exact(2))
     {
-        *e = pair[0];
-        *o = pair[1];
+        e.write(pair[0]);
+        o.write(pair[1]);
     }
     for (u, e) in even.iter_mut().enumerate().skip(n) {
-        *e = pairs[2 * u];
+        e.write(pairs[2 * u]);
     }
     for (u, o) in odd.iter_mut().enumerate().skip(n) {
-        *o = pairs[2 * u + 1];
+        o.write(pairs[2 * u + 1]);
     }
 }
 
 /// The adjoint of [`deinterleave`].
 #[inline(always)]
-fn interleave(even: &[f32], odd: &[f32], pairs: &mut [f32]) {
+fn interleave(even: &[f32], odd: &[f32], pairs: &mut [MaybeUninit<f32>]) {
     let n = even.len().min(odd.len());
     for ((&e, &o), pair) in even.iter().zip(odd).zip(pairs.chunks_exact_mut(2)) {
-        pair[0] = e;
-        pair[1] = o;
+        pair[0].write(e);
+        pair[1].write(o);
     }
     for (u, &e) in even.iter().enumerate().skip(n) {
-        pairs[2 * u] = e;
+        pairs[2 * u].write(e);
     }
     for (u, &o) in odd.iter().enumerate().skip(n) {
-        pairs[2 * u + 1] = o;
+        pairs[2 * u + 1].write(o);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::Geometry;
+    use crate::kernels::storage::rewritable;
 
     /// Every stride-2 geometry with an even kernel up to 6, padding below the kernel, and odd
     /// and even image sides from the smallest that fits.
@@ -387,8 +398,10 @@ mod tests {
     fn phase_planes_hold_the_padded_image_split_by_parity() {
         for g in geometries() {
             let image: Vec<f32> = (0..g.image()).map(|i| i as f32 + 1.0).collect();
+            // NaN where split_phases left an element unwritten.
             let mut planes = vec![f32::NAN; g.phased_len()];
-            g.split_phases(&image, &mut planes);
+            // SAFETY: split_phases writes f32 values only.
+            g.split_phases(&image, unsafe { rewritable(&mut planes) });
             let (ph, pw) = (g.plane_h(), g.plane_w());
             for (q, plane) in planes.chunks_exact(ph * pw).enumerate() {
                 let (c, py, px) = (q / 4, (q / 2) % 2, q % 2);
@@ -399,14 +412,18 @@ mod tests {
                     }
                 }
             }
-            // Merging puts back every pixel that some plane holds, and only those.
+            // Merging writes back every pixel that some plane holds, and only those.
             let mut merged = vec![0.0; g.image()];
-            g.merge_phases(&planes, &mut merged);
+            // SAFETY: merge_phases writes f32 values only.
+            g.merge_phases(&planes, unsafe { rewritable(&mut merged) });
+            let mut all_held = true;
             for (i, (&m, &v)) in merged.iter().zip(&image).enumerate() {
                 let (y, x) = ((i / g.iw) % g.ih, i % g.iw);
                 let held = (y + g.p) / 2 < ph && (x + g.p) / 2 < pw;
+                all_held &= held;
                 assert_eq!(m, if held { v } else { 0.0 }, "{g:?} pixel {i}");
             }
+            assert_eq!(g.planes_hold_every_pixel(), all_held, "{g:?}");
         }
     }
 }

@@ -11,7 +11,7 @@ use super::geometry::Geometry;
 use super::transpose::{channel_major, transpose, transpose_block};
 use super::{ConvKind, ConvSpec};
 use crate::kernels::gemm::{matmul, matmul_add, Mat, MatMut};
-use crate::kernels::storage::{filled, zeroed};
+use crate::kernels::storage::{filled, zero_init};
 
 /// Where a GEMM's im2col columns come from.
 #[derive(Clone, Copy)]
@@ -104,12 +104,15 @@ impl Plan {
         let k = n * g.cols();
         let image = &image[..n * g.image()];
         let planes = if g.phased() {
-            let mut planes = zeroed(n * g.phased_len());
-            planes
-                .par_chunks_mut(g.phased_len())
-                .zip(image.par_chunks(g.image()))
-                .for_each(|(planes, image)| g.split_phases(image, planes));
-            planes
+            // SAFETY: split_phases writes every element of each sample's planes.
+            unsafe {
+                filled(n * g.phased_len(), |planes| {
+                    planes
+                        .par_chunks_mut(g.phased_len())
+                        .zip(image.par_chunks(g.image()))
+                        .for_each(|(planes, image)| g.split_phases(image, planes))
+                })
+            }
         } else {
             Vec::new()
         };
@@ -203,13 +206,23 @@ impl Plan {
     /// image[n] = col2im(Wᵀ · matrix[n]), a group of samples per GEMM.
     pub(super) fn gemm_col2im(&self, matrix: &[f32], w: &[f32]) -> Vec<f32> {
         let (g, m) = (self.g, self.m);
-        let (rows, cols) = (g.rows(), g.cols());
-        let group = self.group();
+        let rows = g.rows();
         // Wᵀ laid out once per call: gemm reads it in place, where W itself (k-stride `rows`)
         // would be packed again by every group's GEMM.
         let mut wt = vec![0f32; rows * m];
         transpose(w, m, rows, &mut wt);
-        let mut out = zeroed(self.n * g.image());
+        // SAFETY: every group's images are written in full below: merged from the planes, or
+        // zero-filled first where the planes do not hold every pixel or there are none.
+        unsafe {
+            filled(self.n * g.image(), |out| {
+                self.col2im_groups(matrix, &wt, out);
+            })
+        }
+    }
+
+    fn col2im_groups(&self, matrix: &[f32], wt: &[f32], out: &mut [MaybeUninit<f32>]) {
+        let (g, m, group) = (self.g, self.m, self.group());
+        let (rows, cols) = (g.rows(), g.cols());
         out.par_chunks_mut(group * g.image())
             .zip(matrix.par_chunks(group * m * cols))
             .for_each_init(
@@ -226,26 +239,28 @@ impl Plan {
                         &gathered[..]
                     };
                     buf.resize(rows * width, 0.0);
-                    let a = Mat::of(&wt, m as isize, 1);
+                    let a = Mat::of(wt, m as isize, 1);
                     let b = Mat::of(b, width as isize, 1);
                     // SAFETY: buf is rows×width; wt is rows×m; b is m×width.
                     unsafe { matmul(rows, width, m, MatMut::row_major(buf, width), a, b) }
-                    if g.phased() {
-                        planes.clear();
-                        planes.resize(samples * g.phased_len(), 0.0);
-                        g.phased_col2im(buf, width, planes);
-                        for (image, planes) in img
-                            .chunks_exact_mut(g.image())
-                            .zip(planes.chunks_exact(g.phased_len()))
-                        {
-                            g.merge_phases(planes, image);
-                        }
-                    } else {
-                        g.col2im(buf, width, img);
+                    if !g.phased() {
+                        g.col2im(buf, width, zero_init(img));
+                        return;
+                    }
+                    planes.clear();
+                    planes.resize(samples * g.phased_len(), 0.0);
+                    g.phased_col2im(buf, width, planes);
+                    if !g.planes_hold_every_pixel() {
+                        zero_init(img);
+                    }
+                    for (image, planes) in img
+                        .chunks_exact_mut(g.image())
+                        .zip(planes.chunks_exact(g.phased_len()))
+                    {
+                        g.merge_phases(planes, image);
                     }
                 },
             );
-        out
     }
 
     /// dW = Σₙ matrix[n] · im2col(image[n])ᵀ, with the batch folded into K (`patches` from
