@@ -90,6 +90,11 @@ fn matches_candle_on_the_reference_layers() {
         // Few matrix-side channels, many rows.
         (false, [4, 64, 16, 16], [8, 64, 4, 4], 2, 1),
         (true, [4, 8, 8, 8], [8, 64, 4, 4], 2, 1),
+        // 7×7 and 14×14 positions, 64 samples: groups sized so that their GEMM's width fills
+        // whole vector registers (16 samples of 49 positions with AVX-512, 8 with AVX2).
+        (false, [64, 2, 14, 14], [8, 2, 4, 4], 2, 1),
+        (true, [64, 8, 7, 7], [8, 2, 4, 4], 2, 1),
+        (true, [64, 4, 14, 14], [4, 1, 4, 4], 2, 1),
         // 16×16 positions and more: columns built per sample group, weight gradient summed
         // in chunks (9 samples: a partial last chunk).
         (false, [9, 8, 32, 32], [4, 8, 4, 4], 2, 1),

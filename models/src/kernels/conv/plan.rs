@@ -35,6 +35,24 @@ pub(super) const WEIGHT_CHUNKS: usize = 8;
 /// MNIST G's last layer (16 columns) ran 4-column GEMMs, bound by loading the other operand.
 pub(super) const SPLIT_K_BELOW_ROWS: usize = 48;
 
+/// The width below which a GEMM over one sample's positions runs far below GEMM speed, so that
+/// several samples share one ([`Plan::group`]).
+const MIN_COLUMNS: usize = 192;
+
+/// f32 lanes of the vector registers gemm's microkernels use on this CPU, read at run time.
+fn vector_lanes() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            return 16;
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            return 8;
+        }
+    }
+    4
+}
+
 /// Shapes of one call: batch, window geometry, matrix-side channels.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Plan {
@@ -132,13 +150,20 @@ impl Plan {
     }
 
     /// Samples per GEMM: a layer with few output positions (4×4, 1×1) would otherwise run one
-    /// thin GEMM per sample, far below GEMM speed. Depends on the shapes only, never on the
-    /// thread count, so results stay bit-identical across machines.
+    /// thin GEMM per sample, far below GEMM speed. Of the group sizes that reach a width of
+    /// [`MIN_COLUMNS`], the first whose width fills whole vector registers (gemm runs a GEMM
+    /// with a row-major output as its transpose, so the width is what its microkernel tiles by
+    /// vectors: at 7×7 positions, 4 samples left a 4-float tail that took a tenth of MNIST's
+    /// GEMM time). Depends on the shapes and the CPU's vector width, never on the thread
+    /// count, so results stay bit-identical across thread counts.
     pub(super) fn group(&self) -> usize {
-        const MIN_COLUMNS: usize = 192;
-        MIN_COLUMNS
-            .div_ceil(self.g.cols())
-            .clamp(1, (self.n / 4).max(1))
+        let cols = self.g.cols();
+        let (fewest, most) = (MIN_COLUMNS.div_ceil(cols), (self.n / 4).max(1));
+        let lanes = vector_lanes();
+        (fewest..=most)
+            .find(|g| (g * cols).is_multiple_of(lanes))
+            .unwrap_or(fewest)
+            .clamp(1, most)
     }
 
     /// Whether this layer's columns are built per sample group ([`STREAM_MIN_COLS`]).
