@@ -224,17 +224,7 @@ impl Geometry {
             let plane = &sample[q * ph * pw..(q + 1) * ph * pw];
             for (oy, out) in dst.chunks_exact_mut(self.ow).enumerate() {
                 let src = &plane[(oy + ky / 2) * pw + kx / 2..][..self.ow];
-                // In runs of 8, which compile to inline vector moves; rows are 4–32 long, and
-                // a memcpy call per row cost more than the copy.
-                let (mut out8, mut src8) = (out.chunks_exact_mut(8), src.chunks_exact(8));
-                for (o, s) in (&mut out8).zip(&mut src8) {
-                    for (o, &v) in o.iter_mut().zip(s) {
-                        o.write(v);
-                    }
-                }
-                for (o, &v) in out8.into_remainder().iter_mut().zip(src8.remainder()) {
-                    o.write(v);
-                }
+                copy_row(out, src);
             }
         }
     }
@@ -294,6 +284,41 @@ impl Geometry {
         for (r, row) in dst.chunks_exact_mut(width).enumerate() {
             self.phased_row(r, scratch, row);
         }
+    }
+}
+
+/// `dst` = `src` for a row of 4 or more floats, as runs of 4 (the last one overlapping the one
+/// before where the length is not a multiple of 4). Rows are 4–32 long: a memcpy call per row
+/// cost more than the copy, and LLVM turns a plain copy loop into one (5 % of an MNIST step,
+/// in `perf`); it leaves these vector moves alone.
+#[inline(always)]
+fn copy_row(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
+    let n = dst.len();
+    if n < 4 {
+        for (d, &v) in dst.iter_mut().zip(src) {
+            d.write(v);
+        }
+        return;
+    }
+    for x in (0..n - 4).step_by(4) {
+        copy4(&mut dst[x..], &src[x..]);
+    }
+    copy4(&mut dst[n - 4..], &src[n - 4..]);
+}
+
+/// The first 4 floats of `src` into `dst`.
+#[inline(always)]
+fn copy4(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
+    let (dst, src) = (&mut dst[..4], &src[..4]);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of x86-64, and both slices hold 4 floats.
+    unsafe {
+        use std::arch::x86_64::{_mm_loadu_ps, _mm_storeu_ps};
+        _mm_storeu_ps(dst.as_mut_ptr().cast(), _mm_loadu_ps(src.as_ptr()));
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    for (d, &v) in dst.iter_mut().zip(src) {
+        d.write(v);
     }
 }
 
