@@ -287,10 +287,11 @@ impl Geometry {
     }
 }
 
-/// `dst` = `src` for a row of 4 or more floats, as runs of 4 (the last one overlapping the one
-/// before where the length is not a multiple of 4). Rows are 4–32 long: a memcpy call per row
-/// cost more than the copy, and LLVM turns a plain copy loop into one (5 % of an MNIST step,
-/// in `perf`); it leaves these vector moves alone.
+/// `dst` = `src`: a row of 4 or more floats as runs of 4 (the last one overlapping the one
+/// before where the length is not a multiple of 4), a shorter one element by element. The
+/// layers' rows are 4–32 long: a memcpy call per row cost more than the copy, and LLVM turns a
+/// plain copy loop into one (5 % of an MNIST step, in `perf`); it leaves these vector moves
+/// alone.
 #[inline(always)]
 fn copy_row(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
     let n = dst.len();
