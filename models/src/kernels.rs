@@ -27,3 +27,11 @@ pub enum Kernels {
     #[default]
     Fast,
 }
+
+impl Kernels {
+    /// Whether these kernels run an op on `x`: the fast path takes CPU f32 tensors, and leaves
+    /// everything else to candle's ops.
+    pub fn fast_on(self, x: &candle_core::Tensor) -> bool {
+        self == Kernels::Fast && x.device().is_cpu() && x.dtype() == candle_core::DType::F32
+    }
+}

@@ -195,7 +195,7 @@ impl Net {
     }
 
     fn fast(&self, x: &Tensor) -> bool {
-        self.kernels == Kernels::Fast && x.device().is_cpu() && x.dtype() == candle_core::DType::F32
+        self.kernels.fast_on(x)
     }
 
     fn get(&self, layer: usize, name: &str, pass: Pass) -> Result<Tensor> {

@@ -26,7 +26,7 @@ pub fn diff_augment(
     kernels: Kernels,
 ) -> Result<Tensor> {
     let draws = draw(x.dims4()?, colour, rng);
-    if kernels == Kernels::Fast && x.device().is_cpu() && x.dtype() == DType::F32 {
+    if kernels.fast_on(x) {
         augment(x, Arc::new(draws))
     } else {
         reference(x, &draws)

@@ -7,7 +7,6 @@
 
 use candle_core::{Device, Tensor};
 use gan_models::kernels::adam::moving_average_in_place;
-use gan_models::kernels::Kernels;
 use gan_models::labels::LabelPrior;
 use gan_models::net::BN_MOMENTUM;
 use gan_models::Generator;
@@ -35,7 +34,7 @@ pub fn decay_at(decay: f64, step: u64) -> f64 {
 pub fn update(ema: &Generator, live: &Generator, decay: f64) -> Result<()> {
     for (name, var) in ema.net.params.trainable() {
         let live = live.net.params.get(name)?.as_tensor();
-        if ema.net.kernels == Kernels::Fast && var.device().is_cpu() {
+        if ema.net.kernels.fast_on(var) {
             moving_average_in_place(var.as_tensor(), live, decay)?;
         } else {
             let mixed = (var.as_tensor().affine(decay, 0.0)? + live.affine(1.0 - decay, 0.0)?)?;
@@ -74,6 +73,7 @@ pub fn recalibrate_batch_norm(
 mod tests {
     use super::*;
     use candle_core::Device;
+    use gan_models::kernels::Kernels;
     use gan_models::Architecture;
     use rand::SeedableRng;
 
