@@ -3,10 +3,12 @@
 //! In candle's ops it is seven ops and a concatenation, each a pass over D's last feature maps on
 //! one thread, and their backward as many again (docs/performance.md).
 
+use std::mem::MaybeUninit;
+
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::kernels::storage::{slice, zeroed};
+use crate::kernels::storage::{filled, slice};
 
 /// Added to each feature's variance before the square root, as in the reference.
 const EPS: f32 = 1e-8;
@@ -56,14 +58,20 @@ impl CustomOp1 for Stddev {
         let (n, f, plane) = dims(l)?;
         let (_, std) = moments(x, n, f);
         let level = (std.iter().map(|&s| s as f64).sum::<f64>() / f as f64) as f32;
-        let mut y = zeroed(n * (f + plane));
-        y.par_chunks_mut(f + plane)
-            .zip(x.par_chunks(f))
-            .for_each(|(y, x)| {
-                let (features, extra) = y.split_at_mut(f);
-                features.copy_from_slice(x);
-                extra.fill(level);
-            });
+        // SAFETY: every sample's features and extra channel are written in full.
+        let y = unsafe {
+            filled(n * (f + plane), |y| {
+                y.par_chunks_mut(f + plane)
+                    .zip(x.par_chunks(f))
+                    .for_each(|(y, x)| {
+                        let (features, extra) = y.split_at_mut(f);
+                        features.iter_mut().zip(x).for_each(|(o, &v)| {
+                            o.write(v);
+                        });
+                        extra.fill(MaybeUninit::new(level));
+                    })
+            })
+        };
         let d = l.dims();
         Ok((CpuStorage::F32(y), Shape::from((n, d[1] + 1, d[2], d[3]))))
     }
@@ -103,14 +111,18 @@ impl CustomOp2 for StddevGrad {
             .sum();
         let g = (total / (n * f) as f64) as f32;
         let scale: Vec<f32> = std.iter().map(|&s| g / s).collect();
-        let mut dx = zeroed(n * f);
-        dx.par_chunks_mut(f)
-            .zip(x.par_chunks(f).zip(dy.par_chunks(f + plane)))
-            .for_each(|(dx, (x, dy))| {
-                for i in 0..f {
-                    dx[i] = dy[i] + (x[i] - mean[i]) * scale[i];
-                }
-            });
+        // SAFETY: every sample's f gradients are written.
+        let dx = unsafe {
+            filled(n * f, |dx| {
+                dx.par_chunks_mut(f)
+                    .zip(x.par_chunks(f).zip(dy.par_chunks(f + plane)))
+                    .for_each(|(dx, (x, dy))| {
+                        for i in 0..f {
+                            dx[i].write(dy[i] + (x[i] - mean[i]) * scale[i]);
+                        }
+                    })
+            })
+        };
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
